@@ -1,0 +1,37 @@
+from setuptools import find_packages, setup
+
+requires = [
+    "pyramid==2.1",
+    "cornice==6.1.0",
+    "colander==2.0",
+    "WebOb==1.8.11",
+    "waitress==3.0.2",
+    "PasteDeploy>=3.1",
+    "plaster_pastedeploy>=1.0",
+]
+
+extras = {
+    "libvirt": ["libvirt-python>=9.0"],
+    "test": [
+        "pytest==9.2.0",
+        "WebTest==3.0.7",
+        "requests>=2.31",
+    ],
+}
+
+setup(
+    name="simplestack",
+    version="0.1.0",
+    description="A stateless REST service that runs atomic tasks on many hypervisors",
+    packages=find_packages(exclude=["tests", "tests.*"]),
+    include_package_data=True,
+    python_requires=">=3.11",
+    install_requires=requires,
+    extras_require=extras,
+    entry_points={
+        "paste.app_factory": ["main = simplestack:main"],
+        "simplestack.adapters": [
+            "libvirt = simplestack.adapters.libvirt:LibvirtAdapter",
+        ],
+    },
+)
