@@ -1,0 +1,161 @@
+"""Errors of the Simplestack API, and the one function that renders them.
+
+Every error body has the same shape::
+
+    {"error": <name>, "message": <text>}
+
+with ``details`` (a list of ``{"location", "name", "description"}``) for
+validation errors and ``hypervisor`` (``{"code", "params"}``) when the
+hypervisor's own error is known. Clients switch on ``error``, so the names
+below are part of the API and never change.
+
+=====  ================================  ==========================================
+status name                              raised when
+=====  ================================  ==========================================
+400    InvalidArguments                  body not JSON, schema violation, bad value
+401    Unauthorized                      token missing, not base64, no colon, not UTF-8
+401    HypervisorAuthenticationFailed    the hypervisor rejected the credentials
+403    HostNotAllowed                    the host is outside the allow-list
+404    EntityNotFound                    unknown guest, disk, NIC, ..., type or path
+405    MethodNotAllowed                  the path exists, the method does not
+409    InvalidState                      the guest's current state forbids the operation
+409    Conflict                          a duplicate (MAC, VLAN, ambiguous name)
+411    LengthRequired                    an image upload without Content-Length
+413    RequestTooLarge                   a JSON body over the configured limit
+500    InternalError                     a bug of ours; details go to the log only
+501    FeatureNotImplemented             the hypervisor or adapter cannot do it
+502    HypervisorError                   any other hypervisor failure
+502    HypervisorUnreachable             connection refused, DNS or TLS failure
+504    HypervisorTimeout                 no answer within the configured timeout
+=====  ================================  ==========================================
+"""
+
+import json
+import logging
+
+logger = logging.getLogger(__name__)
+
+
+class SimplestackError(Exception):
+    """Base of every error that the API reports to its caller.
+
+    ``original`` keeps the SDK exception an adapter translated, for the log;
+    it is never rendered into the response.
+    """
+
+    status = 500
+    name = "InternalError"
+
+    def __init__(self, message, *, details=None, code=None, params=None,
+                 original=None):
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        self.code = code
+        self.params = params
+        self.original = original
+
+    def body(self):
+        body = {"error": self.name, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        if self.code is not None or self.params:
+            body["hypervisor"] = {
+                "code": self.code,
+                "params": list(self.params or []),
+            }
+        return body
+
+
+class InvalidArguments(SimplestackError):
+    status = 400
+    name = "InvalidArguments"
+
+
+class Unauthorized(SimplestackError):
+    status = 401
+    name = "Unauthorized"
+
+
+class HypervisorAuthenticationFailed(SimplestackError):
+    status = 401
+    name = "HypervisorAuthenticationFailed"
+
+
+class HostNotAllowed(SimplestackError):
+    status = 403
+    name = "HostNotAllowed"
+
+
+class EntityNotFound(SimplestackError):
+    status = 404
+    name = "EntityNotFound"
+
+
+class MethodNotAllowed(SimplestackError):
+    status = 405
+    name = "MethodNotAllowed"
+
+
+class InvalidState(SimplestackError):
+    """The guest's state forbids the operation; the message names the state."""
+
+    status = 409
+    name = "InvalidState"
+
+
+class Conflict(SimplestackError):
+    status = 409
+    name = "Conflict"
+
+
+class LengthRequired(SimplestackError):
+    status = 411
+    name = "LengthRequired"
+
+
+class RequestTooLarge(SimplestackError):
+    status = 413
+    name = "RequestTooLarge"
+
+
+class InternalError(SimplestackError):
+    status = 500
+    name = "InternalError"
+
+
+class FeatureNotImplemented(SimplestackError):
+    status = 501
+    name = "FeatureNotImplemented"
+
+
+class HypervisorError(SimplestackError):
+    status = 502
+    name = "HypervisorError"
+
+
+class HypervisorUnreachable(SimplestackError):
+    status = 502
+    name = "HypervisorUnreachable"
+
+
+class HypervisorTimeout(SimplestackError):
+    status = 504
+    name = "HypervisorTimeout"
+
+
+INTERNAL_ERROR_MESSAGE = (
+    "An internal error occurred; the request id in the log has the details."
+)
+
+
+def error_response(request, error, headers=None):
+    """Render ``error`` (a SimplestackError) as the JSON error response."""
+    response = request.response
+    response.status_int = error.status
+    response.content_type = "application/json"
+    response.charset = "utf-8"
+    response.text = json.dumps(error.body())
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
