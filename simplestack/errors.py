@@ -33,6 +33,8 @@ status name                              raised when
 import json
 import logging
 
+from simplestack.responses import Response
+
 logger = logging.getLogger(__name__)
 
 
@@ -149,9 +151,13 @@ INTERNAL_ERROR_MESSAGE = (
 )
 
 
-def error_response(request, error, headers=None):
-    """Render ``error`` (a SimplestackError) as the JSON error response."""
-    response = request.response
+def error_response(error, headers=None):
+    """Render ``error`` (a SimplestackError) as a new JSON error response.
+
+    A new response, not ``request.response``: a view may have set a status
+    or a ``Location`` on that one before it failed.
+    """
+    response = Response()
     response.status_int = error.status
     response.content_type = "application/json"
     response.charset = "utf-8"

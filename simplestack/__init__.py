@@ -1,0 +1,31 @@
+"""Simplestack: a stateless REST service in front of many hypervisors."""
+
+import logging
+
+from pyramid.config import Configurator
+
+from simplestack.resources import root_factory
+from simplestack.responses import response_factory
+from simplestack.settings import parse_settings
+
+logger = logging.getLogger(__name__)
+
+
+def main(global_config, **raw_settings):
+    """Build the WSGI application from INI settings (PasteDeploy entry)."""
+    settings = parse_settings(raw_settings)
+
+    with Configurator(settings=settings) as config:
+        config.include("cornice")
+        config.set_response_factory(response_factory)
+        # URLs that match no service still traverse the tree, so a 404 can
+        # say which part of the path is unknown.
+        config.set_root_factory(root_factory)
+        config.add_tween("simplestack.tweens.request_summary_tween_factory")
+        config.scan("simplestack.views")
+        app = config.make_wsgi_app()
+
+    logger.info("Simplestack started with hypervisor types: %s",
+                ", ".join(sorted(settings["simplestack.hypervisor_types"]))
+                or "none")
+    return app

@@ -1,0 +1,52 @@
+"""Decoding of the hypervisor credentials a caller sends with each request.
+
+The header ``x-simplestack-hypervisor-token`` carries
+``base64("user:password")``. The accepted form is strict, so that a
+malformed token fails loudly instead of logging in as somebody else:
+
+- standard base64 alphabet (``+`` and ``/``), with its ``=`` padding;
+- surrounding spaces are ignored, other white space (line breaks) is not;
+- the decoded bytes are UTF-8;
+- the first colon separates the user name from the password, so a
+  password may contain colons.
+
+Every failure raises :class:`simplestack.errors.Unauthorized` with a
+message that names the problem and never echoes the token.
+"""
+
+import base64
+import binascii
+
+from simplestack import errors
+from simplestack.adapters.base import Credentials
+
+HEADER = "x-simplestack-hypervisor-token"
+
+
+def parse_token(value):
+    """Return the :class:`Credentials` encoded in a header value."""
+    if value is None or not value.strip(" "):
+        raise errors.Unauthorized(
+            "missing header %s: send base64('user:password')" % HEADER)
+
+    token = value.strip(" ")
+    try:
+        decoded = base64.b64decode(token.encode("ascii"), validate=True)
+    except (UnicodeEncodeError, binascii.Error, ValueError):
+        raise errors.Unauthorized(
+            "invalid header %s: not padded standard base64" % HEADER
+        ) from None
+
+    try:
+        text = decoded.decode("utf-8")
+    except UnicodeDecodeError:
+        raise errors.Unauthorized(
+            "invalid header %s: the decoded credentials are not UTF-8"
+            % HEADER) from None
+
+    username, colon, password = text.partition(":")
+    if not colon:
+        raise errors.Unauthorized(
+            "invalid header %s: the decoded credentials have no colon "
+            "between user name and password" % HEADER)
+    return Credentials(username, password)

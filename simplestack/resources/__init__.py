@@ -1,0 +1,130 @@
+"""The traversal tree: root, hypervisor types and host contexts.
+
+::
+
+    Root
+     └─ HypervisorTypeResource      /{hypervisor}
+         └─ HostContext             /{hypervisor}/{host}
+             ├─ hosts, storages, networks, guests   (collections)
+             └─ ...                  see simplestack.resources.collections
+
+Resources raise ``KeyError`` for a name that cannot exist (an unknown
+hypervisor type, an unknown collection), which Pyramid turns into a 404.
+They do no hypervisor I/O when built: whether guest ``abc`` exists is for
+the adapter to say when a view asks for it.
+"""
+
+import logging
+import re
+
+from simplestack import errors
+from simplestack.credentials import HEADER, parse_token
+from simplestack.resources.base import Resource
+from simplestack.resources.collections import HOST_CHILDREN
+
+logger = logging.getLogger(__name__)
+
+# A host name, an IPv4 address or a bracketed IPv6 address, with an
+# optional port.
+HOST_PATTERN = re.compile(
+    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9._-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])"
+    r"(?::(?P<port>[0-9]{1,5}))?$"
+)
+
+
+class Root(Resource):
+    """The tree's root: one child per configured hypervisor type."""
+
+    def __init__(self, request):
+        super().__init__("", None)
+        self.request = request
+        self.hypervisor_types = request.registry.settings[
+            "simplestack.hypervisor_types"]
+
+    def __getitem__(self, name):
+        # Only configured types: a URL never names a module to import.
+        hypervisor_type = self.hypervisor_types[name]
+        return HypervisorTypeResource(name, self, hypervisor_type)
+
+
+def root_factory(request):
+    return Root(request)
+
+
+class HypervisorTypeResource(Resource):
+    def __init__(self, name, parent, hypervisor_type):
+        super().__init__(name, parent)
+        self.hypervisor_type = hypervisor_type
+        self.request = parent.request
+
+    def __getitem__(self, host):
+        match = HOST_PATTERN.match(host)
+        if match is None:
+            raise errors.InvalidArguments(
+                "invalid host %r in the URL: expected a host name or an "
+                "address, with an optional :port" % host)
+        port = match.group("port")
+        if port is not None and not 0 < int(port) < 65536:
+            raise errors.InvalidArguments(
+                "invalid port %s in host %r: expected 1 to 65535"
+                % (port, host))
+        return HostContext(host, self)
+
+
+class HostContext(Resource):
+    """One hypervisor host, and the adapter connection of this request.
+
+    The adapter is opened on first use and closed when the request ends
+    (a finished callback, so errors included), unless a view hands it to
+    a stream with :meth:`detach_adapter`; the stream then closes it.
+    """
+
+    def __init__(self, host, parent):
+        super().__init__(host, parent)
+        self.host = host
+        self.request = parent.request
+        self.hypervisor_type = parent.hypervisor_type
+        self._adapter = None
+
+    @property
+    def adapter(self):
+        if self._adapter is None:
+            self._adapter = self._open_adapter()
+        return self._adapter
+
+    def _open_adapter(self):
+        request = self.request
+        credentials = parse_token(request.headers.get(HEADER))
+        hypervisor_type = self.hypervisor_type
+        adapter = hypervisor_type.adapter_class(
+            hypervisor_type.name, self.host, credentials,
+            hypervisor_type.config)
+
+        # Registered before open(), so a connection that fails half-way
+        # is still released.
+        request.add_finished_callback(self._close_adapter)
+        request.environ["simplestack.adapter"] = adapter
+        adapter.open()
+        return adapter
+
+    def _close_adapter(self, request):
+        adapter, self._adapter = self._adapter, None
+        if adapter is not None:
+            close_adapter(adapter)
+
+    def detach_adapter(self):
+        """Return the adapter and stop closing it at the end of the request."""
+        adapter, self._adapter = self._adapter, None
+        return adapter
+
+    def __getitem__(self, name):
+        return HOST_CHILDREN[name](name, self)
+
+
+def close_adapter(adapter):
+    try:
+        adapter.close()
+    except Exception:  # close() must not raise; log if one still does
+        logger.exception(
+            "closing the %s adapter for host %s failed",
+            adapter.type_name, adapter.host)

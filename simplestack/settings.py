@@ -1,0 +1,146 @@
+"""Application settings: one table of defaults, parsed once at start-up.
+
+Hypervisor types are declared in ``simplestack.hypervisors``, one per line::
+
+    simplestack.hypervisors =
+        test = simplestack.adapters.libvirt:LibvirtAdapter
+        kvm = libvirt
+
+The right-hand side is a dotted path to an adapter class, or the name of an
+entry point in the ``simplestack.adapters`` group (how third-party adapters
+plug in). Every setting named ``simplestack.hypervisor.<type>.<key>`` is
+handed to that type's adapter as ``<key>``; the adapter validates them.
+"""
+
+import importlib.metadata
+import logging
+
+from pyramid.path import DottedNameResolver
+
+from simplestack.adapters.base import Adapter
+
+logger = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "simplestack.adapters"
+
+#: Settings of the service itself, with their defaults.
+DEFAULTS = {
+    # Hypervisor types, "name = adapter" lines; none by default.
+    "simplestack.hypervisors": "",
+    # Largest JSON request body accepted, in bytes (image streams excluded).
+    "simplestack.max_json_body_bytes": "1048576",
+    # Size of the chunks read from and written to image streams, in bytes.
+    "simplestack.stream_chunk_bytes": "1048576",
+}
+
+
+class HypervisorType:
+    """A configured hypervisor type: its adapter class and parsed settings."""
+
+    def __init__(self, name, adapter_class, config):
+        self.name = name
+        self.adapter_class = adapter_class
+        self.config = config
+
+    def __repr__(self):
+        return "HypervisorType(%r, %s)" % (
+            self.name, self.adapter_class.__qualname__)
+
+
+def _parse_positive_int(settings, key):
+    raw = settings[key]
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        value = 0
+    if value <= 0:
+        raise ValueError(
+            "setting %s must be a positive integer, got %r" % (key, raw))
+    return value
+
+
+def _resolve_adapter(type_name, reference):
+    """Load an adapter class from a dotted path or an entry point name."""
+    if ":" in reference or "." in reference:
+        try:
+            adapter_class = DottedNameResolver().resolve(reference)
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise ValueError(
+                "hypervisor type %r: cannot load adapter %r: %s"
+                % (type_name, reference, exc)) from exc
+    else:
+        entry_points = importlib.metadata.entry_points(
+            group=ENTRY_POINT_GROUP, name=reference)
+        if not entry_points:
+            raise ValueError(
+                "hypervisor type %r: no adapter entry point named %r in "
+                "group %s" % (type_name, reference, ENTRY_POINT_GROUP))
+        adapter_class = next(iter(entry_points)).load()
+    if not (isinstance(adapter_class, type)
+            and issubclass(adapter_class, Adapter)):
+        raise ValueError(
+            "hypervisor type %r: %r is not an Adapter subclass"
+            % (type_name, reference))
+    return adapter_class
+
+
+def _parse_hypervisor_lines(raw):
+    declared = {}
+    for line in raw.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, reference = (part.strip() for part in line.partition("="))
+        if not sep or not name or not reference:
+            raise ValueError(
+                "setting simplestack.hypervisors: expected 'name = adapter' "
+                "on each line, got %r" % line)
+        if not name.isidentifier() or name != name.lower():
+            raise ValueError(
+                "setting simplestack.hypervisors: type name %r must be a "
+                "lower-case identifier" % name)
+        if name in declared:
+            raise ValueError(
+                "setting simplestack.hypervisors: type %r declared twice"
+                % name)
+        declared[name] = reference
+    return declared
+
+
+def parse_settings(raw_settings):
+    """Return the settings with defaults applied and values converted.
+
+    Raises ``ValueError`` with a message naming the setting at fault.
+    """
+    settings = dict(DEFAULTS)
+    settings.update(raw_settings)
+
+    settings["simplestack.max_json_body_bytes"] = _parse_positive_int(
+        settings, "simplestack.max_json_body_bytes")
+    settings["simplestack.stream_chunk_bytes"] = _parse_positive_int(
+        settings, "simplestack.stream_chunk_bytes")
+
+    hypervisor_types = {}
+    declared = _parse_hypervisor_lines(settings["simplestack.hypervisors"])
+    for name, reference in declared.items():
+        adapter_class = _resolve_adapter(name, reference)
+        prefix = "simplestack.hypervisor.%s." % name
+        type_settings = {
+            key[len(prefix):]: value
+            for key, value in settings.items()
+            if key.startswith(prefix)
+        }
+        config = adapter_class.parse_settings(name, type_settings)
+        hypervisor_types[name] = HypervisorType(name, adapter_class, config)
+
+    # Settings for a type that was not declared are most likely a typo.
+    for key in settings:
+        if key.startswith("simplestack.hypervisor."):
+            type_name = key[len("simplestack.hypervisor."):].split(".")[0]
+            if type_name not in hypervisor_types:
+                raise ValueError(
+                    "setting %s names hypervisor type %r, which is not in "
+                    "simplestack.hypervisors" % (key, type_name))
+
+    settings["simplestack.hypervisor_types"] = hypervisor_types
+    return settings

@@ -1,0 +1,120 @@
+"""Cornice validators: JSON bodies and list query strings.
+
+Validators only read the request and fill ``request.validated`` or
+``request.errors``; a request with errors never reaches its view, so a
+request that fails validation changes nothing on the hypervisor.
+"""
+
+import json
+
+import colander
+
+from simplestack import errors
+
+
+def _add_invalid(request, location, exc):
+    """Copy a colander.Invalid into request.errors, one entry per field."""
+    for path, message in sorted(exc.asdict().items()):
+        # asdict() keys are dotted paths; the top node has an empty name.
+        name = path.lstrip(".") if path else ""
+        request.errors.add(location, name, message)
+
+
+def read_json_body(request, reader=None):
+    """Return the decoded JSON body, or None (with request.errors set).
+
+    The content type is not checked: old clients send JSON with any type.
+    An empty body reads as an empty object. ``reader`` replaces the body
+    file when a validator already peeked at the body.
+    """
+    limit = request.registry.settings["simplestack.max_json_body_bytes"]
+    length = request.content_length
+    if length is not None and length > limit:
+        raise errors.RequestTooLarge(
+            "the JSON body has %d bytes; the limit is %d" % (length, limit))
+
+    if reader is None:
+        reader = request.body_file
+    raw = reader.read(limit + 1)
+    if len(raw) > limit:
+        raise errors.RequestTooLarge(
+            "the JSON body has more than %d bytes, the limit" % limit)
+    if not raw.strip():
+        return {}
+
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        request.errors.add("body", "", "the body is not UTF-8 text")
+        return None
+    except ValueError as exc:
+        request.errors.add("body", "", "invalid JSON: %s" % exc)
+        return None
+
+    if not isinstance(body, dict):
+        request.errors.add("body", "", "the body must be a JSON object")
+        return None
+    return body
+
+
+def validate_json(request, schema, body):
+    """Deserialize ``body`` with ``schema`` into request.validated."""
+    try:
+        request.validated.update(schema.deserialize(body))
+    except colander.Invalid as exc:
+        _add_invalid(request, "body", exc)
+
+
+def json_body_validator(request, schema=None, **kwargs):
+    """Validate the JSON body against the service's colander ``schema``."""
+    body = read_json_body(request)
+    if body is None or schema is None:
+        return
+    validate_json(request, schema, body)
+
+
+# -- lists ---------------------------------------------------------------
+
+MAX_LIMIT = 100000
+
+
+def list_query_schema():
+    node = colander.SchemaNode(colander.Mapping(unknown="ignore"))
+    node.add(colander.SchemaNode(
+        colander.Int(), name="limit", missing=colander.drop,
+        validator=colander.Range(min=1, max=MAX_LIMIT),
+        description="maximum number of items in the page"))
+    node.add(colander.SchemaNode(
+        colander.String(), name="marker", missing=colander.drop,
+        validator=colander.Length(min=1, max=1024),
+        description="the last id of the previous page"))
+    node.add(colander.SchemaNode(
+        colander.String(), name="fields", missing=colander.drop,
+        validator=colander.Length(min=1, max=1024),
+        description="comma-separated record fields; id is always included"))
+    return node
+
+
+def list_query_validator(request, **kwargs):
+    """Validate ``limit``, ``marker`` and ``fields`` of a list request."""
+    query = {}
+    for key in ("limit", "marker", "fields"):
+        values = request.GET.getall(key)
+        if len(values) > 1:
+            request.errors.add("querystring", key, "given more than once")
+            return
+        if values:
+            query[key] = values[0]
+    try:
+        validated = list_query_schema().deserialize(query)
+    except colander.Invalid as exc:
+        _add_invalid(request, "querystring", exc)
+        return
+    if "fields" in validated:
+        fields = [field.strip() for field in validated["fields"].split(",")]
+        if not all(fields):
+            request.errors.add("querystring", "fields",
+                               "empty field name in %r" % validated["fields"])
+            return
+        validated["fields"] = fields
+    request.validated["query"] = validated

@@ -1,0 +1,128 @@
+"""Cornice services of the API, and what they share.
+
+Every service below a host is declared with :func:`hypervisor_service`:
+its route matches the URL, and traversal over the same pattern builds the
+context (see :mod:`simplestack.resources`), so a view receives e.g. a Guest
+resource whose ``adapter`` is this request's hypervisor connection.
+"""
+
+from urllib.parse import urlencode
+
+from cornice import Service
+
+from simplestack import errors
+from simplestack.resources import root_factory
+
+HOST_PATH = "/{hypervisor}/{host}"
+
+#: (service name, method) -> (status, response schema factory, summary),
+#: read by the OpenAPI document.
+RESPONSES = {}
+
+
+def validation_error_handler(request):
+    """Render Cornice's ``request.errors`` in the API's error shape."""
+    details = [
+        {"location": error.get("location"), "name": error.get("name"),
+         "description": str(error.get("description"))}
+        for error in request.errors
+    ]
+    first = details[0] if details else {"name": "", "description": ""}
+    where = " %s:" % first["name"] if first["name"] else ""
+    message = "invalid request:%s %s" % (where, first["description"])
+    if len(details) > 1:
+        message += " (and %d more)" % (len(details) - 1)
+    return errors.error_response(
+        errors.InvalidArguments(message, details=details))
+
+
+def hypervisor_service(name, suffix="", traverse_suffix=None, description=""):
+    """Declare a service on ``/{hypervisor}/{host}<suffix>``.
+
+    Traversal follows ``traverse_suffix`` (default: the whole suffix), so
+    ``/guests/{guest_id}/power`` can traverse to the guest alone.
+    """
+    if traverse_suffix is None:
+        traverse_suffix = suffix
+    return Service(
+        name=name,
+        path=HOST_PATH + suffix,
+        factory=root_factory,
+        traverse=HOST_PATH + traverse_suffix,
+        error_handler=validation_error_handler,
+        description=description,
+        # venusian registers a service found in the module that created
+        # it: that is the caller of this function, one frame up.
+        depth=2,
+    )
+
+
+def describe(service, method, status, schema_factory, summary):
+    """Record a view's success status and response schema for OpenAPI."""
+    RESPONSES[(service.name, method)] = (status, schema_factory, summary)
+
+
+def created(request, record, location):
+    """Answer 201 with the root-relative path of the new resource."""
+    request.response.status_int = 201
+    request.response.location = location
+    return record
+
+
+def no_content(request):
+    request.response.status_int = 204
+    return None
+
+
+def child_path(request, resource, *names):
+    """Return the root-relative path of ``resource``/``names``."""
+    return request.resource_path(resource, *names)
+
+
+def select_page(request, items, fields=None, key="id"):
+    """Order, page and trim a list for ``limit``, ``marker`` and ``fields``.
+
+    ``items`` are records (dicts ordered by ``key``) or plain strings
+    (``key=None``). ``fields`` is the set of field names a caller may
+    select. Sets a root-relative ``Link: <...>; rel="next"`` when more
+    items follow the page.
+    """
+    query = request.validated.get("query", {})
+
+    def sort_key(item):
+        return item if key is None else item[key]
+
+    items = sorted(items, key=sort_key)
+    marker = query.get("marker")
+    if marker is not None:
+        items = [item for item in items if sort_key(item) > marker]
+
+    limit = query.get("limit")
+    if limit is not None and len(items) > limit:
+        items = items[:limit]
+        params = {"limit": limit, "marker": sort_key(items[-1])}
+        if "fields" in query:
+            params["fields"] = ",".join(query["fields"])
+        request.response.headers["Link"] = '<%s?%s>; rel="next"' % (
+            request.path, urlencode(params))
+
+    selected = query.get("fields")
+    if selected:
+        if key is None or fields is None:
+            raise errors.InvalidArguments(
+                "this list has no record fields to select")
+        unknown = sorted(set(selected) - set(fields))
+        if unknown:
+            raise errors.InvalidArguments(
+                "unknown field(s) %s; known fields: %s"
+                % (", ".join(unknown), ", ".join(sorted(fields))))
+        wanted = set(selected) | {key}
+        items = [
+            {name: value for name, value in item.items() if name in wanted}
+            for item in items
+        ]
+    return items
+
+
+def schema_fields(schema_factory):
+    return [child.name for child in schema_factory().children]

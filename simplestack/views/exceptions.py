@@ -1,0 +1,72 @@
+"""Exception views: every failure leaves in the API's JSON error shape."""
+
+import logging
+
+from pyramid.httpexceptions import HTTPException, HTTPMethodNotAllowed
+from pyramid.view import exception_view_config, notfound_view_config
+
+from simplestack import errors
+from simplestack.resources import Root
+
+logger = logging.getLogger(__name__)
+
+
+def _describe_miss(request):
+    """Say which part of the URL was not found, from the traversal result."""
+    context = getattr(request, "context", None)
+    view_name = getattr(request, "view_name", "")
+    if context is None or not view_name:
+        return "no resource at %s" % request.path
+    if isinstance(context, Root):
+        return ("unknown hypervisor type %r; configured types: %s"
+                % (view_name, ", ".join(sorted(context.hypervisor_types))
+                   or "none"))
+    return "no %r below %s" % (view_name, request.resource_path(context))
+
+
+@notfound_view_config()
+def not_found(exc, request):
+    return errors.error_response(
+        errors.EntityNotFound(_describe_miss(request)))
+
+
+@exception_view_config(HTTPMethodNotAllowed)
+def method_not_allowed(exc, request):
+    allowed = exc.headers.get("Allow") or ""
+    error = errors.MethodNotAllowed(
+        "method %s is not allowed on %s%s" % (
+            request.method, request.path,
+            "; allowed: %s" % allowed if allowed else ""))
+    return errors.error_response(error, {"Allow": allowed} if allowed else None)
+
+
+@exception_view_config(errors.SimplestackError)
+def simplestack_error(exc, request):
+    if exc.status >= 500:
+        # The hypervisor's own exception, kept by the adapter, goes to the
+        # log only: SDK messages can quote URIs and parameters.
+        logger.warning(
+            "request %s %s failed: %s %s (%s)", request.method, request.path,
+            exc.name, exc.message, type(exc.original).__name__
+            if exc.original is not None else "no hypervisor exception")
+    return errors.error_response(exc)
+
+
+@exception_view_config(HTTPException)
+def http_exception(exc, request):
+    """Render Pyramid's other HTTP errors (400, 403, ...) as JSON."""
+    if exc.status_int < 400:
+        return exc
+    error = errors.SimplestackError(exc.detail or exc.title)
+    error.status = exc.status_int
+    error.name = exc.title.replace(" ", "")
+    return errors.error_response(error)
+
+
+@exception_view_config(Exception)
+def internal_error(exc, request):
+    logger.error("request %s %s %s failed with an internal error",
+                 request.environ.get("simplestack.request_id"),
+                 request.method, request.path, exc_info=exc)
+    return errors.error_response(
+        errors.InternalError(errors.INTERNAL_ERROR_MESSAGE))

@@ -1,0 +1,206 @@
+"""Guests: list, create or import, show, update, delete, power, clone, export."""
+
+import colander
+
+from simplestack import schemas
+from simplestack.adapters.base import POWER_ACTIONS
+from simplestack.responses import Response
+from simplestack.validation import json_body_validator, list_query_validator
+from simplestack.views import (
+    child_path, created, describe, hypervisor_service, no_content,
+    schema_fields, select_page)
+from simplestack.views.imports import (
+    StreamBody, json_or_import_validator, run_import)
+
+guests = hypervisor_service("guests", "/guests")
+guest = hypervisor_service("guest", "/guests/{guest_id}")
+guest_power = hypervisor_service(
+    "guest_power", "/guests/{guest_id}/power",
+    traverse_suffix="/guests/{guest_id}")
+guest_reboot = hypervisor_service(
+    "guest_reboot", "/guests/{guest_id}/reboot",
+    traverse_suffix="/guests/{guest_id}")
+guest_clone = hypervisor_service(
+    "guest_clone", "/guests/{guest_id}/clone",
+    traverse_suffix="/guests/{guest_id}")
+guest_export = hypervisor_service(
+    "guest_export", "/guests/{guest_id}/export",
+    traverse_suffix="/guests/{guest_id}")
+
+
+class CreateGuestSchema(colander.MappingSchema):
+    schema_type = schemas.StrictMapping
+
+    name = schemas.name_field()
+    cpus = schemas.int_field(1, schemas.MAX_CPUS)
+    memory = schemas.int_field(1, schemas.MAX_MEMORY_MIB, description="MiB")
+    hdd = schemas.int_field(1, schemas.MAX_DISK_GIB, description="GiB")
+    template = schemas.string_field(description="template name or id")
+    storage_id = schemas.string_field()
+    network = schemas.string_field(description="network name")
+    paravirtualized = schemas.bool_field()
+
+
+def _memory_map():
+    node = colander.SchemaNode(schemas.StrictMapping())
+    for name in ("memory_target", "memory_static_min", "memory_static_max"):
+        node.add(schemas.int_field(1, schemas.MAX_MEMORY_MIB, name=name,
+                                   description="MiB"))
+    return node
+
+
+def _cpus_map():
+    node = colander.SchemaNode(schemas.StrictMapping())
+    for name in ("vcpus_at_startup", "vcpus_max"):
+        node.add(schemas.int_field(1, schemas.MAX_CPUS, name=name))
+    return node
+
+
+def _paravirtualized_choice():
+    return colander.SchemaNode(schemas.AnyOf(
+        colander.SchemaNode(schemas.Boolean()),
+        colander.SchemaNode(schemas.String(),
+                            validator=colander.Length(max=4096)),
+    ), missing=colander.drop,
+        description="true or false, or PV kernel arguments (Xen)")
+
+
+class UpdateGuestSchema(colander.MappingSchema):
+    schema_type = schemas.StrictMapping
+
+    name = schemas.name_field(required=False)
+    memory = colander.SchemaNode(schemas.AnyOf(
+        colander.SchemaNode(schemas.Integer(),
+                            validator=colander.Range(
+                                1, schemas.MAX_MEMORY_MIB)),
+        _memory_map(),
+    ), missing=colander.drop, description="MiB, or a map of memory limits")
+    memory_target_live = schemas.int_field(1, schemas.MAX_MEMORY_MIB)
+    cpus = colander.SchemaNode(schemas.AnyOf(
+        colander.SchemaNode(schemas.Integer(),
+                            validator=colander.Range(1, schemas.MAX_CPUS)),
+        _cpus_map(),
+    ), missing=colander.drop)
+    vcpus_number_live = schemas.int_field(1, schemas.MAX_CPUS)
+    vcpu_settings = colander.SchemaNode(schemas.Object(),
+                                        missing=colander.drop)
+    ha_enabled = schemas.bool_field()
+    template = schemas.bool_field(description="mark or unmark as template")
+    paravirtualized = _paravirtualized_choice()
+    hdd = schemas.int_field(1, schemas.MAX_DISK_GIB,
+                            description="new total GiB; grows the last disk")
+
+
+class PowerSchema(colander.MappingSchema):
+    schema_type = schemas.StrictMapping
+
+    state = colander.SchemaNode(
+        schemas.String(), validator=colander.OneOf(POWER_ACTIONS),
+        description="one of " + ", ".join(POWER_ACTIONS))
+
+
+class RebootSchema(colander.MappingSchema):
+    schema_type = schemas.StrictMapping
+
+    force = schemas.bool_field(description="reset instead of a clean reboot")
+
+
+class CloneSchema(colander.MappingSchema):
+    schema_type = schemas.StrictMapping
+
+    name = schemas.name_field()
+
+
+@guests.get(validators=(list_query_validator,))
+def list_guests(request):
+    return select_page(request, request.context.adapter.list_guests(),
+                       schema_fields(schemas.guest_record))
+
+
+@guests.post(schema=CreateGuestSchema(),
+             validators=(json_or_import_validator,))
+def create_guest(request):
+    host_context = request.context.host_context
+    if "upload" in request.validated:
+        return run_import(request, host_context)
+    record = request.context.adapter.create_guest(dict(request.validated))
+    return created(request, record,
+                   child_path(request, request.context, record["id"]))
+
+
+@guest.get()
+def get_guest(request):
+    return request.context.adapter.get_guest(request.context.guest_id)
+
+
+@guest.put(schema=UpdateGuestSchema(), validators=(json_body_validator,))
+def update_guest(request):
+    context = request.context
+    changes = dict(request.validated)
+    if not changes:
+        return context.adapter.get_guest(context.guest_id)
+    return context.adapter.update_guest(context.guest_id, changes)
+
+
+@guest.delete()
+def delete_guest(request):
+    request.context.adapter.delete_guest(request.context.guest_id)
+    return no_content(request)
+
+
+@guest_power.put(schema=PowerSchema(), validators=(json_body_validator,))
+def set_power(request):
+    action = request.validated["state"]
+    state = request.context.adapter.set_power(request.context.guest_id,
+                                              action)
+    return {"action": action, "message": "ok", "state": state}
+
+
+@guest_reboot.put(schema=RebootSchema(), validators=(json_body_validator,))
+def reboot_guest(request):
+    force = request.validated.get("force", False)
+    state = request.context.adapter.reboot_guest(request.context.guest_id,
+                                                 force=force)
+    return {"action": "reboot", "message": "ok", "state": state}
+
+
+@guest_clone.post(schema=CloneSchema(), validators=(json_body_validator,))
+def clone_guest(request):
+    context = request.context
+    record = context.adapter.clone_guest(context.guest_id,
+                                         request.validated["name"])
+    return created(request, record,
+                   child_path(request, context.__parent__, record["id"]))
+
+
+@guest_export.get()
+def export_guest(request):
+    context = request.context
+    stream = context.adapter.export_guest(context.guest_id)
+    # From here the stream owns the connection: the request ends before
+    # the server has sent the body.
+    adapter = context.host_context.detach_adapter()
+    response = Response(app_iter=StreamBody(stream, adapter),
+                        content_type=stream.content_type)
+    if stream.length is not None:
+        response.content_length = stream.length
+    response.content_disposition = 'attachment; filename="%s"' % (
+        stream.filename.replace('"', "").replace("\\", ""))
+    return response
+
+
+describe(guests, "GET", 200, lambda: colander.SchemaNode(
+    colander.Sequence(), schemas.guest_record()),
+    "List guests as full records")
+describe(guests, "POST", 201, schemas.guest_record,
+         "Create a guest from JSON, or import an image stream")
+describe(guest, "GET", 200, schemas.guest_record, "Show a guest")
+describe(guest, "PUT", 200, schemas.guest_record, "Update a guest")
+describe(guest, "DELETE", 204, None, "Delete a guest with its disks")
+describe(guest_power, "PUT", 200, schemas.action_record,
+         "Start, stop, force_stop, pause or resume a guest")
+describe(guest_reboot, "PUT", 200, schemas.action_record, "Reboot a guest")
+describe(guest_clone, "POST", 201, schemas.guest_record, "Clone a guest")
+describe(guest_export, "GET", 200, None,
+         "Stream the guest's image (application/octet-stream or the "
+         "hypervisor's image type)")

@@ -1,0 +1,176 @@
+"""Image streams: telling an import from JSON, uploads and downloads.
+
+Old clients send image streams with ``Content-Type: application/json``, so
+an import is recognised by the body's first bytes (a tar header for XVA and
+OVA, the qcow2 magic) or by a declared image type. The body is read in
+chunks from the WSGI input and handed to the adapter as a file-like
+object; it is never loaded whole into memory.
+"""
+
+import logging
+
+import colander
+
+from simplestack import errors, schemas
+from simplestack.resources import close_adapter
+from simplestack.validation import read_json_body, validate_json
+from simplestack.views import child_path, created
+
+logger = logging.getLogger(__name__)
+
+IMAGE_CONTENT_TYPES = frozenset({
+    "application/x-xva",
+    "application/ova",
+    "application/x-ova",
+    "application/x-tar",
+    "application/x-qemu-disk",
+    "application/octet-stream",
+})
+
+QCOW2_MAGIC = b"QFI\xfb"
+TAR_MAGIC_OFFSET = 257  # "ustar" in a POSIX tar header
+PEEK_BYTES = 512
+
+
+def looks_like_image(prefix):
+    """Tell an image from JSON by its first bytes."""
+    if prefix.startswith(QCOW2_MAGIC):
+        return True
+    return prefix[TAR_MAGIC_OFFSET:TAR_MAGIC_OFFSET + 5] == b"ustar"
+
+
+class Upload:
+    """The request body as a file-like object, with a peeked prefix.
+
+    ``read(size)`` never returns more than the declared Content-Length,
+    and raises InvalidArguments when the client sends less.
+    """
+
+    def __init__(self, request):
+        self.length = request.content_length
+        self._input = request.body_file_raw
+        self._prefix = b""
+        self._remaining = self.length or 0
+
+    def peek(self, size):
+        while len(self._prefix) < size and self._remaining > 0:
+            chunk = self._input.read(min(size - len(self._prefix),
+                                         self._remaining))
+            if not chunk:
+                break
+            self._remaining -= len(chunk)
+            self._prefix += chunk
+        return self._prefix[:size]
+
+    def read(self, size=-1):
+        """Read up to ``size`` bytes (all that is left when negative)."""
+        if size is None or size < 0:
+            size = len(self._prefix) + self._remaining
+        parts = []
+        if self._prefix:
+            parts.append(self._prefix[:size])
+            self._prefix = self._prefix[size:]
+            size -= len(parts[0])
+        while size > 0 and self._remaining > 0:
+            data = self._input.read(min(size, self._remaining))
+            if not data:
+                raise errors.InvalidArguments(
+                    "the upload ended after %d of %d bytes"
+                    % (self.length - self._remaining, self.length))
+            self._remaining -= len(data)
+            size -= len(data)
+            parts.append(data)
+        return b"".join(parts)
+
+
+class ImportQuerySchema(colander.MappingSchema):
+    name = schemas.name_field(required=False,
+                              description="name of the imported guest")
+
+
+def import_validator(request, **kwargs):
+    """Accept any body as an image; check Content-Length and ``?name=``."""
+    _prepare_import(request)
+
+
+def _prepare_import(request):
+    if request.content_length is None:
+        raise errors.LengthRequired(
+            "an image upload needs a Content-Length header; chunked "
+            "uploads are not accepted")
+    if request.content_length == 0:
+        request.errors.add("body", "", "the image upload is empty")
+        return
+    query = {}
+    if "name" in request.GET:
+        query["name"] = request.GET["name"]
+    try:
+        request.validated.update(ImportQuerySchema().deserialize(query))
+    except colander.Invalid as exc:
+        for name, message in exc.asdict().items():
+            request.errors.add("querystring", name, message)
+        return
+    request.validated["upload"] = Upload(request)
+
+
+def json_or_import_validator(request, schema=None, **kwargs):
+    """Validate a JSON body with ``schema``, unless the body is an image."""
+    content_type = (request.content_type or "").lower()
+    if content_type in IMAGE_CONTENT_TYPES:
+        _prepare_import(request)
+        return
+
+    if request.content_length:
+        upload = Upload(request)
+        if looks_like_image(upload.peek(PEEK_BYTES)):
+            _prepare_import(request)
+            request.validated["upload"] = upload
+            return
+        body = read_json_body(request, upload)
+    else:
+        body = read_json_body(request)
+    if body is not None:
+        validate_json(request, schema, body)
+
+
+def run_import(request, host_context, storage_id=None):
+    """Import ``request.validated['upload']`` and answer 201 with the guest."""
+    upload = request.validated["upload"]
+    record = host_context.adapter.import_guest(
+        upload, upload.length, request.content_type or None,
+        name=request.validated.get("name"), storage_id=storage_id)
+    logger.info("imported guest %s (%d bytes) on %s",
+                record["id"], upload.length, host_context.host)
+    return created(request, record,
+                   child_path(request, host_context, "guests", record["id"]))
+
+
+class StreamBody:
+    """A response body over an ImageStream that also closes the adapter.
+
+    The WSGI server calls ``close`` when the response ends, completed or
+    not, so the hypervisor connection lives exactly as long as the stream.
+    """
+
+    def __init__(self, stream, adapter):
+        self.stream = stream
+        self.adapter = adapter
+
+    def __iter__(self):
+        try:
+            for chunk in self.stream:
+                yield chunk
+        except Exception:
+            logger.exception("the image stream from %s host %s failed",
+                             self.adapter.type_name, self.adapter.host)
+            raise
+
+    def close(self):
+        try:
+            self.stream.close()
+        except Exception:
+            logger.exception("closing the image stream failed")
+        finally:
+            if self.adapter is not None:
+                close_adapter(self.adapter)
+                self.adapter = None
