@@ -16,6 +16,7 @@ extras = {
         "pytest==9.2.0",
         "WebTest==3.0.7",
         "requests>=2.31",
+        "openapi-spec-validator==0.9.0",
     ],
 }
 

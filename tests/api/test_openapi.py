@@ -1,5 +1,7 @@
 """The OpenAPI document is generated from the services' schemas."""
 
+from openapi_spec_validator import validate
+
 EXPECTED_PATHS = {
     "/{hypervisor}/{host}": {"get"},
     "/{hypervisor}/{host}/guests": {"get", "post"},
@@ -71,3 +73,7 @@ def test_list_endpoints_document_paging(anonymous):
     names = {parameter["name"] for parameter in get["parameters"]}
     assert {"limit", "marker", "fields",
             "x-simplestack-hypervisor-token"} <= names
+
+
+def test_document_is_valid_openapi(anonymous):
+    validate(anonymous.get("/openapi.json").json)
