@@ -29,8 +29,6 @@ DEFAULTS = {
     "simplestack.hypervisors": "",
     # Largest JSON request body accepted, in bytes (image streams excluded).
     "simplestack.max_json_body_bytes": "1048576",
-    # Size of the chunks read from and written to image streams, in bytes.
-    "simplestack.stream_chunk_bytes": "1048576",
 }
 
 
@@ -117,8 +115,6 @@ def parse_settings(raw_settings):
 
     settings["simplestack.max_json_body_bytes"] = _parse_positive_int(
         settings, "simplestack.max_json_body_bytes")
-    settings["simplestack.stream_chunk_bytes"] = _parse_positive_int(
-        settings, "simplestack.stream_chunk_bytes")
 
     hypervisor_types = {}
     declared = _parse_hypervisor_lines(settings["simplestack.hypervisors"])
