@@ -185,7 +185,7 @@ DEFAULT_SETTINGS = {
     "timeout": "",
     "hosts": "",
     "container_root": "",
-    "container_init": "/bin/sh",
+    "container_init": "/sbin/init",
 }
 
 DEFAULT_URIS = {
@@ -345,6 +345,34 @@ def _free_target(description, prefix="sd"):
     while _target_name(prefix, index) in used:
         index += 1
     return _target_name(prefix, index)
+
+
+#: USB ports of the controller of the QEMU guests this adapter creates.
+USB_PORTS = 15
+
+
+def _free_usb_port(description):
+    """Return the lowest port of USB bus 0 that no device of the guest uses.
+
+    Guests defined elsewhere may have libvirt's default controller, whose
+    port count the XML does not state, so the count is a best guess there.
+    """
+    controller = description.root.find(
+        "devices/controller[@type='usb'][@index='0']")
+    ports = USB_PORTS
+    if controller is not None and controller.get("ports"):
+        ports = int(controller.get("ports"))
+    elif controller is not None:
+        # NOTE: libvirt's default piix3-uhci has 2 ports.
+        ports = 2
+    used = {address.get("port") for address in description.root.findall(
+        "devices/*/address[@type='usb']") if address.get("bus", "0") == "0"}
+    for port in range(1, ports + 1):
+        if str(port) not in used:
+            return port
+    raise errors.Conflict("guest %s has no free USB port for another "
+                          "network interface (%d ports)"
+                          % (description.name, ports))
 
 
 def _to_xml(element):
@@ -1030,6 +1058,10 @@ class LibvirtAdapter(base.Adapter):
         ET.SubElement(volume, "allocation", unit="bytes").text = "0"
         target = ET.SubElement(volume, "target")
         ET.SubElement(target, "format", type=volume_format)
+        if volume_format == "qcow2":
+            # libvirt 9.0 writes qcow2 version 2 unless told otherwise, and
+            # qemu-img cannot resize a version 2 image that has snapshots.
+            ET.SubElement(target, "compat").text = "1.1"
         return _to_xml(volume)
 
     def _disk_element(self, path, target, volume_format="qcow2"):
@@ -1050,7 +1082,7 @@ class LibvirtAdapter(base.Adapter):
         ET.SubElement(cdrom, "readonly")
         return cdrom
 
-    def _interface_element(self, network, mac=None):
+    def _interface_element(self, network, mac=None, usb_port=1):
         interface = ET.Element("interface", type="network")
         if mac:
             ET.SubElement(interface, "mac", address=mac)
@@ -1059,6 +1091,12 @@ class LibvirtAdapter(base.Adapter):
             # usb-net unplugs at once; a PCI NIC waits for the guest OS to
             # release it, which a guest without one never does.
             ET.SubElement(interface, "model", type="usb-net")
+            # libvirt 9.0 does not know usb-net is a USB device: without a
+            # full USB address it looks for a PCI slot ("Cannot
+            # automatically add a new PCI bus") or starts QEMU with an
+            # empty port.
+            ET.SubElement(interface, "address", type="usb", bus="0",
+                          port=str(usb_port))
         return interface
 
     def _domain_element(self, name, memory_mib, cpus):
@@ -1085,6 +1123,9 @@ class LibvirtAdapter(base.Adapter):
             # SCSI devices unplug synchronously, PCI disks do not.
             ET.SubElement(devices, "controller", type="scsi", index="0",
                           model="virtio-scsi")
+            # The NICs are USB devices, one port each.
+            ET.SubElement(devices, "controller", type="usb", index="0",
+                          model="qemu-xhci", ports=str(USB_PORTS))
             channel = ET.SubElement(devices, "channel", type="unix")
             ET.SubElement(channel, "target", type="virtio",
                           name=GUEST_AGENT_CHANNEL)
@@ -1321,6 +1362,10 @@ class LibvirtAdapter(base.Adapter):
                  | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
         if self.driver == "qemu":
             flags |= libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
+        elif self.driver == "lxc":
+            # The LXC driver rejects every undefine flag, and has neither
+            # snapshots nor managed saves to drop.
+            flags = 0
         self._call(domain.undefineFlags, flags, domain=domain)
         for volume in volumes:
             self._call(volume.delete, 0)
@@ -1355,6 +1400,12 @@ class LibvirtAdapter(base.Adapter):
         if action == "resume" and \
                 native_state == libvirt.VIR_DOMAIN_PMSUSPENDED:
             self._call(domain.pMWakeup, 0, domain=domain)
+        elif action == "stop" and self.driver == "lxc":
+            # The LXC driver's default shutdown returns success and leaves
+            # the container running (libvirt 9.0); SIGTERM to its init
+            # reaches an init that handles it.
+            self._call(domain.shutdownFlags,
+                       libvirt.VIR_DOMAIN_SHUTDOWN_SIGNAL, domain=domain)
         else:
             self._call(getattr(domain, method), domain=domain)
         # An ACPI shutdown returns before the guest acts on it (and a guest
@@ -1758,7 +1809,10 @@ class LibvirtAdapter(base.Adapter):
                                       % (description.name, mac))
         else:
             mac = _random_mac()
-        element = self._interface_element(network, mac)
+        usb_port = 1
+        if self.driver == "qemu":
+            usb_port = _free_usb_port(description)
+        element = self._interface_element(network, mac, usb_port)
         self._call(domain.attachDeviceFlags, _to_xml(element),
                    self._device_flags(domain), domain=domain)
         return self.get_nic(guest_id, mac)
