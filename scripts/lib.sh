@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # Shell helpers sourced by the commands in scripts/. Not a command itself.
 
 # Folders shared by the scripts and by the tests (tests/backends.py reads the same paths).
