@@ -18,8 +18,8 @@ from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
 # Name prefix of every libvirt object and image file that the tests create.
-# `scripts/libvirtd clean` (run by `scripts/test` before and after the tests) removes every
-# domain, network, storage pool and image file with this prefix.
+# `scripts/libvirtd clean` removes every domain, network, storage pool and image file with this
+# prefix. `scripts/test` runs it before and after the tests when it starts libvirtd itself.
 TEST_PREFIX = "sstest-"
 
 # libvirt connection URI of each backend that the test set-up can provide.
