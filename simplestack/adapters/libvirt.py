@@ -111,6 +111,7 @@ DRIVER_GAPS = {
         "snapshots": "the LXC driver has no snapshot support",
         "disks": "LXC containers use a root directory, not disk volumes",
         "media": "LXC containers have no CD-ROM drive",
+        "rename": "the LXC driver cannot rename domains",
         "volume_stream": "LXC containers have no disk image to transfer",
         "vlan": "VLAN networks need an Open vSwitch bridge",
     },
@@ -470,6 +471,9 @@ class LibvirtAdapter(base.Adapter):
         if driver not in DRIVERS:
             raise ValueError("driver: invalid value %r for %s; expected one "
                              "of %s" % (driver, type_name, ", ".join(DRIVERS)))
+        if driver == "test" and "storage_pool" not in settings:
+            # The pool that test:///default comes with.
+            config["storage_pool"] = "default-pool"
         default_template, default_local = DEFAULT_URIS[driver]
         config["uri_template"] = config["uri_template"] or default_template
         config["local_uri"] = config["local_uri"] or default_local
@@ -690,8 +694,13 @@ class LibvirtAdapter(base.Adapter):
             raise errors.EntityNotFound(
                 "guest %s not found" % guest_id, original=error.original)
 
-    def _describe(self, domain, inactive=False):
+    def _describe(self, domain, inactive=False, secure=False):
+        """Parse the domain's XML: the persistent definition when
+        ``inactive``, with secrets such as VNC passwords when ``secure``
+        (needed for XML that is defined again)."""
         flags = libvirt.VIR_DOMAIN_XML_INACTIVE if inactive else 0
+        if secure:
+            flags |= libvirt.VIR_DOMAIN_XML_SECURE
         return DomainDescription(
             self._call(domain.XMLDesc, flags, domain=domain))
 
@@ -1249,7 +1258,7 @@ class LibvirtAdapter(base.Adapter):
             raise self.not_implemented(
                 "update %s" % ", ".join(unknown),
                 "the libvirt adapter changes only name, memory, cpus and hdd")
-        description = self._describe(domain, inactive=True)
+        description = self._describe(domain, inactive=True, secure=True)
         state = self._state(domain)
 
         if changes.get("paravirtualized"):
@@ -1279,29 +1288,27 @@ class LibvirtAdapter(base.Adapter):
                 "guest %s is %s; stop it to change its name, memory or cpus"
                 % (description.name, state))
         if new_name is not None:
+            self._require("rename", "rename guests")
             self._check_name_free(new_name)
         grow = None
         if changes.get("hdd") is not None:
             grow = self._plan_hdd_growth(domain, description, changes["hdd"])
 
-        if memory is not None:
-            memory_kib = memory * KIB
-            config = libvirt.VIR_DOMAIN_AFFECT_CONFIG
-            self._call(domain.setMemoryFlags, memory_kib,
-                       config | libvirt.VIR_DOMAIN_MEM_MAXIMUM, domain=domain)
-            self._call(domain.setMemoryFlags, memory_kib, config,
-                       domain=domain)
-        if cpus is not None:
-            config = libvirt.VIR_DOMAIN_AFFECT_CONFIG
-            maximum = config | libvirt.VIR_DOMAIN_VCPU_MAXIMUM
-            # The current count may never exceed the maximum, so the order
-            # depends on the direction of the change.
-            if cpus > description.cpus:
-                self._call(domain.setVcpusFlags, cpus, maximum, domain=domain)
-                self._call(domain.setVcpusFlags, cpus, config, domain=domain)
-            else:
-                self._call(domain.setVcpusFlags, cpus, config, domain=domain)
-                self._call(domain.setVcpusFlags, cpus, maximum, domain=domain)
+        if memory is not None or cpus is not None:
+            # One redefinition changes both at once, on every driver: the
+            # LXC driver has no virDomainSetVcpusFlags.
+            root = description.root
+            if memory is not None:
+                root.find("memory").text = str(memory * KIB)
+                root.find("memory").set("unit", "KiB")
+                current = root.find("currentMemory")
+                if current is not None:
+                    root.remove(current)
+            if cpus is not None:
+                vcpu = root.find("vcpu")
+                vcpu.text = str(cpus)
+                vcpu.attrib.pop("current", None)
+            self._call(self.conn.defineXML, _to_xml(root))
         if grow is not None:
             self._grow_disk(domain, *grow)
         if new_name is not None:
@@ -1318,6 +1325,7 @@ class LibvirtAdapter(base.Adapter):
         if hdd * GIB == current or (hdd == current // GIB
                                     and hdd * GIB < current):
             return None
+        self._require("disks", "change the disk size")
         if hdd * GIB < current:
             raise errors.InvalidArguments(
                 "hdd %d GiB is smaller than the guest's disks (%d GiB); "
@@ -1418,7 +1426,12 @@ class LibvirtAdapter(base.Adapter):
         if state != "STARTED":
             raise errors.InvalidState("cannot reboot guest %s: it is %s"
                                       % (guest_id, state))
-        if force:
+        if force and self.driver == "lxc":
+            # The LXC driver has no virDomainReset (libvirt 9.0); a hard
+            # restart of a container is a destroy and a start.
+            self._call(domain.destroy, domain=domain)
+            self._call(domain.create, domain=domain)
+        elif force:
             self._call(domain.reset, 0, domain=domain)
         else:
             self._call(domain.reboot, 0, domain=domain)
@@ -1433,7 +1446,7 @@ class LibvirtAdapter(base.Adapter):
             raise errors.InvalidState("cannot clone guest %s: it is %s; stop "
                                       "it first" % (guest_id, state))
         self._check_name_free(name)
-        description = self._describe(domain, inactive=True)
+        description = self._describe(domain, inactive=True, secure=True)
 
         copies = []
         for disk in description.disks:
@@ -1730,6 +1743,7 @@ class LibvirtAdapter(base.Adapter):
         return description.cdroms[0]
 
     def get_media(self, guest_id):
+        self._require("media", "show the media device")
         domain = self._domain(guest_id)
         cdrom = self._cdrom(self._describe(domain))
         if not cdrom.path:
@@ -1739,6 +1753,7 @@ class LibvirtAdapter(base.Adapter):
                 else os.path.basename(cdrom.path)}
 
     def set_media(self, guest_id, name):
+        self._require("media", "change the media device")
         domain = self._domain(guest_id)
         cdrom = self._cdrom(self._describe(domain))
         self._require("device_update", "change the media device")
@@ -1836,6 +1851,12 @@ class LibvirtAdapter(base.Adapter):
             raise errors.InvalidArguments(
                 "unknown network interface fields: %s" % ", ".join(unknown))
         self._require("device_update", "update network interfaces")
+        if self.driver == "lxc" and self._call(domain.isActive,
+                                               domain=domain):
+            raise self.not_implemented(
+                "update network interfaces of a running container",
+                "the LXC driver changes the devices of stopped containers "
+                "only")
 
         element = interface.element
         if changes.get("network") is not None:
@@ -2051,12 +2072,35 @@ class LibvirtAdapter(base.Adapter):
     def create_snapshot(self, guest_id, name=None):
         self._require("snapshots", "create snapshots")
         domain = self._domain(guest_id)
+        self._check_snapshot_possible(domain)
         root = ET.Element("domainsnapshot")
         ET.SubElement(root, "name").text = str(uuid.uuid4())
         ET.SubElement(root, "description").text = name or _now_iso8601()
         snapshot = self._call(domain.snapshotCreateXML, _to_xml(root), 0,
                               domain=domain)
         return self._snapshot_record(snapshot)
+
+    def _check_snapshot_possible(self, domain):
+        """Raise InvalidState for a live QEMU guest with a usb-net NIC.
+
+        A snapshot of a live guest saves its memory the way a migration
+        does, and QEMU 7.2 marks usb-net as not migratable, so libvirt
+        would reject the snapshot after checking every other condition.
+        """
+        if self.driver != "qemu":
+            return
+        state = self._state(domain)
+        if state == "STOPPED":
+            return
+        description = self._describe(domain)
+        for interface in description.interfaces:
+            model = interface.element.find("model")
+            if model is not None and model.get("type") == "usb-net":
+                raise errors.InvalidState(
+                    "cannot snapshot guest %s while it is %s: QEMU cannot "
+                    "save the state of its usb-net network interface %s; "
+                    "stop the guest or remove the interface first"
+                    % (description.name, state, interface.mac))
 
     def delete_snapshot(self, guest_id, snapshot_id):
         self._require("snapshots", "delete snapshots")
