@@ -275,7 +275,7 @@ def storage_pool(backend_connection):
 
 @pytest.fixture(scope="session")
 def iso_pool(backend_connection):
-    """A second sstest- pool that holds ISO images."""
+    """A second sstest- pool for ISO images."""
     with temporary_pool(backend_connection, "isos") as pool:
         yield pool
 

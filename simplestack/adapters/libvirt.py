@@ -1,8 +1,8 @@
 """The libvirt adapter: QEMU/KVM, LXC, libvirt's test driver and Hyper-V.
 
-One class serves every libvirt-backed hypervisor type; the ``driver``
-setting of the type picks the libvirt driver and with it the domain XML the
-adapter writes and the operations it offers. What each driver cannot do is
+One class serves every libvirt-backed hypervisor type. The ``driver``
+setting of the type picks the libvirt driver, which decides the domain XML
+the adapter writes and the operations it offers. What each driver cannot do is
 listed in :data:`DRIVER_GAPS` and checked before any change, so an
 unsupported operation raises FeatureNotImplemented without touching the
 hypervisor.
@@ -79,7 +79,7 @@ SNAPSHOT_STATE_MAP = {
     "shutoff": "STOPPED",
     "crashed": "UNKNOWN",
     "pmsuspended": "PAUSED",
-    # A disk-only snapshot of a running guest: it holds no memory, so a
+    # A disk-only snapshot of a running guest contains no memory, so a
     # revert leaves the guest shut off.
     "disk-snapshot": "STOPPED",
 }
@@ -443,6 +443,33 @@ def _shared_test_connection(uri):
         return connection
 
 
+# -- event loop for keepalive ---------------------------------------------------
+
+_event_loop_lock = threading.Lock()
+_event_loop_thread = None
+
+
+def _run_event_loop():
+    while True:
+        libvirt.virEventRunDefaultImpl()
+
+
+def _start_event_loop():
+    """Start libvirt's default event loop in a daemon thread, once.
+
+    Keepalive probes run in this loop; it must be registered before the
+    connection that uses them is opened.
+    """
+    global _event_loop_thread
+    with _event_loop_lock:
+        if _event_loop_thread is not None:
+            return
+        libvirt.virEventRegisterDefaultImpl()
+        _event_loop_thread = threading.Thread(
+            target=_run_event_loop, name="libvirt-event-loop", daemon=True)
+        _event_loop_thread.start()
+
+
 # -- the adapter ------------------------------------------------------------
 
 class LibvirtAdapter(base.Adapter):
@@ -533,6 +560,8 @@ class LibvirtAdapter(base.Adapter):
         if self._conn is not None:
             return
         uri, remote = self._uri()
+        if remote and self.config["timeout"]:
+            _start_event_loop()
         self.calls += 1
         try:
             if self.driver == "test":
@@ -571,10 +600,10 @@ class LibvirtAdapter(base.Adapter):
                 answer, None]
 
     def _set_keepalive(self):
-        # Keepalive probes need libvirt's event loop, which this service
-        # does not run; without them a dead peer is noticed by TCP only.
-        # NOTE: the timeout setting is parsed but not yet enforced.
-        pass
+        """Make libvirt close the connection after ``timeout`` seconds
+        without a reply: three keepalive probes, a third of it apart."""
+        interval = max(1, int(self.config["timeout"] // 3))
+        self._call(self._conn.setKeepAlive, interval, 2)
 
     def _translate_open_error(self, error, uri):
         code = error.get_error_code()
@@ -878,8 +907,10 @@ class LibvirtAdapter(base.Adapter):
         """Map target device -> virtual size in bytes for the domain's disks.
 
         ``block_stats`` is the domain's entry from getAllDomainStats with the
-        block group, when the driver has it; disks it misses cost one or two
-        calls each.
+        block group, which on QEMU has every readable disk's capacity. A
+        disk missing there costs one virDomainGetBlockInfo call. The test
+        driver's block info is a fixed fake, so there a disk costs a volume
+        lookup and a volume info call instead.
         """
         sizes = {}
         if block_stats:
@@ -891,18 +922,27 @@ class LibvirtAdapter(base.Adapter):
         for disk in description.disks:
             if disk.target in sizes or not disk.target:
                 continue
-            volume = self._volume_by_path(disk.path) if disk.path else None
-            if volume is not None:
-                sizes[disk.target] = self._call(volume.info)[1]
-                continue
-            try:
-                sizes[disk.target] = self._call(domain.blockInfo,
-                                                disk.target, 0,
-                                                domain=domain)[0]
-            except (errors.FeatureNotImplemented, errors.HypervisorError,
-                    errors.InvalidState):
-                sizes[disk.target] = 0
+            if self.driver != "qemu" and disk.path:
+                volume = self._volume_by_path(disk.path)
+                if volume is not None:
+                    sizes[disk.target] = self._call(volume.info)[1]
+                    continue
+            sizes[disk.target] = self._block_capacity(domain, disk)
         return sizes
+
+    def _block_capacity(self, domain, disk):
+        """Return the disk's virtual size from libvirt, or 0 when unknown."""
+        try:
+            return self._call(domain.blockInfo, disk.target, 0,
+                              domain=domain)[0]
+        except (errors.FeatureNotImplemented, errors.HypervisorError,
+                errors.InvalidState) as error:
+            # An image that is missing or unreadable must not hide the
+            # guest from lists; its size counts as 0.
+            logger.warning("could not read the size of disk %s of guest %s:"
+                           " %s", disk.target, domain.UUIDString(),
+                           error.message)
+            return 0
 
     def _leases(self, network_names):
         """Map MAC -> IPv4 address from the DHCP leases of the networks."""
@@ -957,10 +997,10 @@ class LibvirtAdapter(base.Adapter):
 
         states, block_stats = self._bulk_states(domains)
 
-        # NOTE: libvirt 9.0 has no bulk call for domain XML, and only the
-        # XML has the MACs (for the IP), the device kinds (CD-ROMs are not
-        # counted in hdd), the vCPU and memory figures on the test and LXC
-        # drivers, and the tags. So this costs one XMLDesc per guest.
+        # NOTE: libvirt 9.0 has no bulk call for domain XML, so this costs
+        # one XMLDesc per guest. Only the XML has the MACs (for the IP) and
+        # the device kinds (CD-ROMs are not in hdd), and on the test and
+        # LXC drivers also the vCPU and memory figures.
         descriptions = {}
         for domain in domains:
             descriptions[domain.UUIDString()] = self._describe(domain)
@@ -1068,8 +1108,8 @@ class LibvirtAdapter(base.Adapter):
         target = ET.SubElement(volume, "target")
         ET.SubElement(target, "format", type=volume_format)
         if volume_format == "qcow2":
-            # libvirt 9.0 writes qcow2 version 2 unless told otherwise, and
-            # qemu-img cannot resize a version 2 image that has snapshots.
+            # libvirt 9.0 writes qcow2 version 2 by default, and qemu-img
+            # cannot resize a version 2 image that has snapshots.
             ET.SubElement(target, "compat").text = "1.1"
         return _to_xml(volume)
 
@@ -1795,9 +1835,9 @@ class LibvirtAdapter(base.Adapter):
 
     @staticmethod
     def _find_interface(description, mac):
-        wanted = str(mac).lower().replace("-", ":")
+        normalized = str(mac).lower().replace("-", ":")
         for interface in description.interfaces:
-            if interface.mac == wanted:
+            if interface.mac == normalized:
                 return interface
         raise errors.EntityNotFound("network interface %s of guest %s not "
                                     "found" % (mac, description.name))
@@ -1970,8 +2010,8 @@ class LibvirtAdapter(base.Adapter):
                 "create an isolated network with a VLAN tag",
                 "libvirt tags VLANs only on Open vSwitch bridges; name one "
                 "in from_network")
-        # Without <forward> the network is isolated: guests on it reach
-        # each other and the host, nothing else.
+        # Without <forward> and <ip> the network is isolated: guests on it
+        # reach each other and nothing else.
 
         network = self._call(self.conn.networkDefineXML, _to_xml(root))
         try:

@@ -61,11 +61,11 @@ def cleanup(backend):
 
 @pytest.fixture
 def make_guest(adapter, cleanup):
-    """Create a guest through the adapter; it is deleted after the test.
+    """Create a guest through the adapter and delete it after the test.
 
-    Takes the keys of ``create_guest``'s spec; ``name`` defaults to a
-    fresh sstest- name, and QEMU guests get a 1 GiB disk unless ``hdd`` is
-    given (None for no disk).
+    Takes the keys of ``create_guest``'s spec. ``name`` defaults to a fresh
+    sstest- name. Guests other than containers get a 1 GiB disk unless
+    ``hdd`` is given, and ``hdd=None`` means no disk.
     """
     def create(**spec):
         spec.setdefault("name", backends.unique_name("guest"))

@@ -35,7 +35,7 @@ def test_close_releases_connection(backend, backend_connection):
 
 def test_close_ends_libvirtd_client(backend, backend_connection):
     if backend == "test":
-        # test:///default runs inside this process: libvirtd never sees it.
+        # test:///default runs inside this process, without libvirtd.
         adapter = make_adapter(backend)
         adapter.open()
         adapter.close()
@@ -54,7 +54,7 @@ def test_close_ends_libvirtd_client(backend, backend_connection):
 
 
 def test_test_driver_state_outlives_requests():
-    # A fresh process holds no other connection to test:///default, so only
+    # A fresh process has no other connection to test:///default, so only
     # the adapter's process-wide connection can keep the guest alive.
     script = textwrap.dedent("""
         from simplestack.adapters.base import Credentials
@@ -172,3 +172,26 @@ def test_remote_host_fills_template():
                              config)
 
     assert adapter._uri() == ("qemu+tls://10.0.0.1:16514/system", True)
+
+
+def test_remote_uri_with_keepalive(backend, backend_connection):
+    if backend == "test":
+        return  # the test driver has no remote transport
+    # The unix transport replaces a remote host here. The URL host is not
+    # in local_hosts, so the adapter takes the openAuth and keepalive path.
+    scheme = "qemu" if backend == "qemu" else "lxc"
+    path = "system" if backend == "qemu" else ""
+    config = LibvirtAdapter.parse_settings(backend, {
+        "driver": backend,
+        "uri_template": "%s+unix:///%s?sstest-host={host}" % (scheme, path),
+        "timeout": "3",
+    })
+    adapter = LibvirtAdapter(backend, "sstest-remote", TEST_CREDENTIALS,
+                             config)
+    adapter.open()
+    try:
+        assert adapter._uri()[1] is True
+        assert adapter.conn.isAlive() == 1
+        assert adapter.list_hosts()[0]["address"] == "sstest-remote"
+    finally:
+        adapter.close()

@@ -285,7 +285,7 @@ def test_acpi_stop_reports_real_state(adapter, make_guest):
     state = adapter.set_power(guest_id, "stop")
 
     if adapter.driver == "qemu":
-        # No guest OS answers the ACPI request, so the guest keeps running.
+        # No guest OS handles the ACPI request, so the guest keeps running.
         assert state == "STARTED"
         assert adapter.get_guest(guest_id)["state"] == "STARTED"
     elif adapter.driver == "lxc":
