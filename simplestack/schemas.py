@@ -11,6 +11,8 @@ import re
 
 import colander
 
+from simplestack.text import has_control_character
+
 
 class JSONType(colander.SchemaType):
     """A strict JSON scalar type; ``nullable`` also accepts ``null``."""
@@ -62,6 +64,22 @@ class String(JSONType):
     python_types = (str,)
     type_name = "a string"
 
+    def deserialize(self, node, cstruct):
+        value = super().deserialize(node, cstruct)
+        if isinstance(value, str):
+            check_encodable(node, value)
+        return value
+
+
+def check_encodable(node, text):
+    """Reject lone surrogates: JSON allows "\\ud800", UTF-8 cannot carry it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise colander.Invalid(
+            node, "must be valid Unicode text (it has a lone surrogate)"
+        ) from None
+
 
 class Object(JSONType):
     """A free-form JSON object whose values are strings."""
@@ -78,6 +96,8 @@ class Object(JSONType):
                     raise colander.Invalid(
                         node, "value of %r must be a string, got %s"
                         % (key, json_name(item)))
+                check_encodable(node, key)
+                check_encodable(node, item)
         return value
 
     def json_schema(self):
@@ -130,8 +150,9 @@ def printable_name(node, value):
     """Reject control characters: names end up in hypervisor XML and logs."""
     if value is None:
         return
-    if any(ord(char) < 32 or ord(char) == 127 for char in value):
-        raise colander.Invalid(node, "must not contain control characters")
+    if has_control_character(value):
+        raise colander.Invalid(
+            node, "must not contain control characters or line separators")
     if value != value.strip():
         raise colander.Invalid(
             node, "must not start or end with white space")

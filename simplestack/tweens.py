@@ -5,6 +5,8 @@ import re
 import time
 import uuid
 
+from simplestack import errors
+
 logger = logging.getLogger("simplestack.requests")
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -20,25 +22,52 @@ def request_id_of(request):
     return uuid.uuid4().hex
 
 
+def undecodable_url_response(request):
+    """Return a 400 response when the path or query is not UTF-8, else None.
+
+    WebOb decodes both lazily and raises UnicodeDecodeError wherever they
+    are first read, which would be outside every exception view.
+    """
+    try:
+        request.path_info
+        request.GET.items()
+    except UnicodeDecodeError:
+        return errors.error_response(errors.InvalidArguments(
+            "the URL is not valid UTF-8 once percent-decoded"))
+    return None
+
+
+def safe_path(request):
+    return request.environ.get("PATH_INFO", "").encode(
+        "latin-1", "replace").decode("utf-8", "replace")
+
+
 def request_summary_tween_factory(handler, registry):
+    hypervisor_types = registry.settings["simplestack.hypervisor_types"]
+
     def request_summary_tween(request):
         request_id = request_id_of(request)
         request.environ["simplestack.request_id"] = request_id
         started = time.monotonic()
         status = 500
+        path = safe_path(request)
         try:
-            response = handler(request)
+            response = undecodable_url_response(request) or handler(request)
             status = response.status_int
             response.headers[REQUEST_ID_HEADER] = request_id
             return response
         finally:
             adapter = request.environ.get("simplestack.adapter")
-            parts = request.path.split("/")
+            parts = path.split("/")
+            # Only a configured type name is logged as such: the path is
+            # the caller's text.
+            hypervisor = parts[1] if len(parts) > 2 else "-"
+            if hypervisor not in hypervisor_types:
+                hypervisor = "-"
             logger.info(
-                "request_id=%s method=%s path=%s hypervisor=%s status=%d "
+                "request_id=%s method=%s path=%r hypervisor=%s status=%d "
                 "duration_ms=%.1f hypervisor_calls=%d",
-                request_id, request.method, request.path,
-                parts[1] if len(parts) > 2 else "-", status,
+                request_id, request.method, path, hypervisor, status,
                 (time.monotonic() - started) * 1000,
                 adapter.calls if adapter is not None else 0)
 

@@ -6,6 +6,7 @@ request that fails validation changes nothing on the hypervisor.
 """
 
 import json
+import re
 
 import colander
 
@@ -50,6 +51,9 @@ def read_json_body(request, reader=None):
     except ValueError as exc:
         request.errors.add("body", "", "invalid JSON: %s" % exc)
         return None
+    except RecursionError:
+        request.errors.add("body", "", "invalid JSON: nested too deeply")
+        return None
 
     if not isinstance(body, dict):
         request.errors.add("body", "", "the body must be a JSON object")
@@ -76,6 +80,7 @@ def json_body_validator(request, schema=None, **kwargs):
 # -- lists ---------------------------------------------------------------
 
 MAX_LIMIT = 100000
+DIGITS = re.compile(r"^[0-9]{1,9}$")
 
 
 def list_query_schema():
@@ -95,16 +100,37 @@ def list_query_schema():
     return node
 
 
+def single_query_values(request, names):
+    """Return {name: value} for the query parameters ``names``.
+
+    A parameter given twice or given empty is an error in request.errors
+    (and the result is None): silently picking one value or ignoring an
+    empty one would hide a caller's mistake.
+    """
+    query = {}
+    for name in names:
+        values = request.GET.getall(name)
+        if len(values) > 1:
+            request.errors.add("querystring", name, "given more than once")
+            return None
+        if values:
+            if not values[0]:
+                request.errors.add("querystring", name, "must not be empty")
+                return None
+            query[name] = values[0]
+    return query
+
+
 def list_query_validator(request, **kwargs):
     """Validate ``limit``, ``marker`` and ``fields`` of a list request."""
-    query = {}
-    for key in ("limit", "marker", "fields"):
-        values = request.GET.getall(key)
-        if len(values) > 1:
-            request.errors.add("querystring", key, "given more than once")
-            return
-        if values:
-            query[key] = values[0]
+    query = single_query_values(request, ("limit", "marker", "fields"))
+    if query is None:
+        return
+    # int() also reads "1_0" and non-ASCII digits; a limit is ASCII digits.
+    if "limit" in query and not DIGITS.match(query["limit"]):
+        request.errors.add("querystring", "limit",
+                           "%r is not a whole number" % query["limit"])
+        return
     try:
         validated = list_query_schema().deserialize(query)
     except colander.Invalid as exc:

@@ -53,10 +53,11 @@ by matching message text:
 - ``EntityNotFound`` for an unknown guest, disk, NIC, snapshot, storage,
   host, network or image;
 - ``InvalidArguments`` for a value the hypervisor cannot take (a disk
-  shrink, a name already used where the hypervisor needs unique names);
+  shrink, a character the hypervisor forbids in names);
 - ``InvalidState`` when the guest's state forbids the operation (the
   message names the current state);
-- ``Conflict`` for duplicates (a MAC, a VLAN, an ambiguous name);
+- ``Conflict`` for duplicates (a MAC, a VLAN, a name already used where
+  the hypervisor needs unique names, an ambiguous name);
 - ``FeatureNotImplemented`` when this hypervisor cannot do the operation;
   every method of this base class raises it, so an adapter implements only
   what its hypervisor can do;

@@ -21,6 +21,7 @@ from simplestack import errors
 from simplestack.credentials import HEADER, parse_token
 from simplestack.resources.base import Resource
 from simplestack.resources.collections import HOST_CHILDREN
+from simplestack.text import has_control_character
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,26 @@ class Root(Resource):
         return HypervisorTypeResource(name, self, hypervisor_type)
 
 
+def check_path_segments(path):
+    """Reject segments that traversal would resolve or libvirt cannot take.
+
+    Traversal drops ``.`` and pops ``..``, so ``/kvm/./guests`` would make
+    "guests" the host; a NUL or another control character can never be part
+    of an id. Both are rejected before any resource is built.
+    """
+    for segment in path.split("/"):
+        if segment in (".", ".."):
+            raise errors.InvalidArguments(
+                "invalid path %r: '.' and '..' segments are not allowed"
+                % path)
+        if has_control_character(segment):
+            raise errors.InvalidArguments(
+                "invalid path segment %r: control characters are not "
+                "allowed" % segment)
+
+
 def root_factory(request):
+    check_path_segments(request.path_info)
     return Root(request)
 
 
@@ -84,6 +104,9 @@ class HostContext(Resource):
         self.host = host
         self.request = parent.request
         self.hypervisor_type = parent.hypervisor_type
+        # Decoded here, before any validator runs, so that a request without
+        # valid credentials answers 401 whatever else is wrong with it.
+        self.credentials = parse_token(self.request.headers.get(HEADER))
         self._adapter = None
 
     @property
@@ -94,10 +117,9 @@ class HostContext(Resource):
 
     def _open_adapter(self):
         request = self.request
-        credentials = parse_token(request.headers.get(HEADER))
         hypervisor_type = self.hypervisor_type
         adapter = hypervisor_type.adapter_class(
-            hypervisor_type.name, self.host, credentials,
+            hypervisor_type.name, self.host, self.credentials,
             hypervisor_type.config)
 
         # Registered before open(), so a connection that fails half-way

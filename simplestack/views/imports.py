@@ -13,7 +13,8 @@ import colander
 
 from simplestack import errors, schemas
 from simplestack.resources import close_adapter
-from simplestack.validation import read_json_body, validate_json
+from simplestack.validation import (
+    read_json_body, single_query_values, validate_json)
 from simplestack.views import child_path, created
 
 logger = logging.getLogger(__name__)
@@ -101,9 +102,9 @@ def _prepare_import(request):
     if request.content_length == 0:
         request.errors.add("body", "", "the image upload is empty")
         return
-    query = {}
-    if "name" in request.GET:
-        query["name"] = request.GET["name"]
+    query = single_query_values(request, ("name",))
+    if query is None:
+        return
     try:
         request.validated.update(ImportQuerySchema().deserialize(query))
     except colander.Invalid as exc:

@@ -90,6 +90,24 @@ def test_invalid_guest_payloads_are_400(api, payload):
     assert api.get(GUESTS).json == before
 
 
+@pytest.mark.parametrize("name", ["line\u2028break", "next\x85line",
+                                  "nul\x00byte", "tab\tname"])
+def test_control_characters_in_names_are_400(api, name):
+    response = api.post_json(GUESTS, {"name": name}, status="*")
+    assert_error(response, 400, "InvalidArguments")
+
+
+def test_missing_token_wins_over_invalid_body(anonymous):
+    response = anonymous.post_json(GUESTS, {"cpus": "many"}, status="*")
+    assert_error(response, 401, "Unauthorized")
+
+
+def test_repeated_import_name_is_400(api):
+    response = api.post(GUESTS + "?name=a&name=b", b"QFI\xfb" + b"\0" * 60,
+                        status="*", content_type="application/octet-stream")
+    assert_error(response, 400, "InvalidArguments")
+
+
 def test_unknown_power_state_is_400(api, guest):
     path = "%s/%s/power" % (GUESTS, guest["id"])
     response = api.put_json(path, {"state": "hibernate"}, status="*")

@@ -72,7 +72,8 @@ def test_next_link_keeps_fields(api, five_guests):
 
 @pytest.mark.parametrize("query", [
     "limit=0", "limit=-1", "limit=abc", "fields=nonexistent",
-    "fields=name,,state", "limit=1&limit=2",
+    "fields=name,,state", "limit=1&limit=2", "limit=", "fields=",
+    "marker=", "limit=1_0", "limit=%D9%A1", "limit=+1",
 ])
 def test_bad_list_parameters_are_400(api, query):
     response = api.get(GUESTS + "?" + query, status="*")
