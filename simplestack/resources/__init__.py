@@ -16,6 +16,7 @@ the adapter to say when a view asks for it.
 
 import logging
 import re
+import traceback
 
 from simplestack import errors
 from simplestack.credentials import HEADER, parse_token
@@ -133,6 +134,7 @@ class HostContext(Resource):
         adapter, self._adapter = self._adapter, None
         if adapter is not None:
             close_adapter(adapter)
+            release_exception_frames(getattr(request, "exception", None))
 
     def detach_adapter(self):
         """Return the adapter and stop closing it at the end of the request."""
@@ -141,6 +143,27 @@ class HostContext(Resource):
 
     def __getitem__(self, name):
         return HOST_CHILDREN[name](name, self)
+
+
+def release_exception_frames(exception):
+    """Clear the frames of an exception chain's tracebacks.
+
+    A failed request's traceback keeps the adapter's frames, and with them
+    SDK objects (a virDomain holds a reference to its virConnect), alive in
+    a reference cycle until the garbage collector runs; until then libvirt
+    keeps the connection open. Clearing the frames once the error has been
+    rendered and logged lets the connection close with the request.
+    """
+    pending = [exception]
+    seen = set()
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if current.__traceback__ is not None:
+            traceback.clear_frames(current.__traceback__)
+        pending.extend((current.__cause__, current.__context__))
 
 
 def close_adapter(adapter):
