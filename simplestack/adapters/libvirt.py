@@ -391,12 +391,39 @@ def _now_iso8601():
         "%Y-%m-%dT%H:%M:%SZ")
 
 
+UUID_PATTERN = re.compile(
+    r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+    re.IGNORECASE)
+
+
 def _is_uuid(text):
+    """Tell whether ``text`` is a UUID in the 36-character form libvirt
+    parses; braces and ``urn:uuid:`` prefixes are names, not UUIDs."""
+    return isinstance(text, str) and bool(UUID_PATTERN.match(text))
+
+
+def _validate_name(kind, name):
+    """Raise InvalidArguments unless ``name`` can name a libvirt object.
+
+    libvirt rejects '/' in domain and network names. A name in UUID form
+    is rejected too, because the adapter reads such an id as a UUID only.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise errors.InvalidArguments("invalid %s name %r; expected a "
+                                      "non-empty string" % (kind, name))
+    if "/" in name or any(ord(character) < 32 for character in name):
+        raise errors.InvalidArguments(
+            "invalid %s name %r; it may not contain '/' or control "
+            "characters" % (kind, name))
+    if _is_uuid(name):
+        raise errors.InvalidArguments(
+            "invalid %s name %r; a name may not have the form of a UUID"
+            % (kind, name))
     try:
-        uuid.UUID(text)
-    except (ValueError, AttributeError, TypeError):
-        return False
-    return True
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise errors.InvalidArguments(
+            "invalid %s name %r; it is not valid Unicode" % (kind, name))
 
 
 MAC_PATTERN = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
@@ -441,6 +468,11 @@ def _shared_test_connection(uri):
             connection = libvirt.open(uri)
             _shared_test_connections[uri] = connection
         return connection
+
+
+# libvirt has no atomic change of domain metadata, so tag updates, which
+# read the tags and write them back, take this lock.
+_tags_lock = threading.Lock()
 
 
 # -- event loop for keepalive ---------------------------------------------------
@@ -709,19 +741,36 @@ class LibvirtAdapter(base.Adapter):
 
     # -- lookups -----------------------------------------------------------
 
-    def _domain(self, guest_id):
-        guest_id = str(guest_id)
-        if _is_uuid(guest_id):
-            try:
-                return self._call(self.conn.lookupByUUIDString,
-                                  guest_id.lower())
-            except errors.EntityNotFound:
-                pass
+    def _lookup(self, kind, identifier, by_uuid, by_name):
+        """Find a domain, pool or network by UUID or, failing the UUID
+        form, by name.
+
+        A UUID is never tried as a name: a guest named with another
+        guest's former UUID must not answer for it.
+        """
+        identifier = str(identifier)
         try:
-            return self._call(self.conn.lookupByName, guest_id)
+            if _is_uuid(identifier):
+                return self._call(by_uuid, identifier.lower())
+            return self._call(by_name, identifier)
         except errors.EntityNotFound as error:
             raise errors.EntityNotFound(
-                "guest %s not found" % guest_id, original=error.original)
+                "%s %s not found" % (kind, identifier),
+                original=error.original)
+        except errors.HypervisorError as error:
+            # libvirt rejects a name it can never hold (VIR_ERR_INVALID_ARG)
+            # instead of reporting it missing.
+            if error.original is not None and (
+                    error.original.get_error_code()
+                    == libvirt.VIR_ERR_INVALID_ARG):
+                raise errors.EntityNotFound(
+                    "%s %s not found" % (kind, identifier),
+                    original=error.original)
+            raise
+
+    def _domain(self, guest_id):
+        return self._lookup("guest", guest_id, self.conn.lookupByUUIDString,
+                            self.conn.lookupByName)
 
     def _describe(self, domain, inactive=False, secure=False):
         """Parse the domain's XML: the persistent definition when
@@ -738,18 +787,9 @@ class LibvirtAdapter(base.Adapter):
         return STATE_MAP.get(state, "UNKNOWN")
 
     def _pool(self, storage_id):
-        storage_id = str(storage_id)
-        if _is_uuid(storage_id):
-            try:
-                return self._call(self.conn.storagePoolLookupByUUIDString,
-                                  storage_id.lower())
-            except errors.EntityNotFound:
-                pass
-        try:
-            return self._call(self.conn.storagePoolLookupByName, storage_id)
-        except errors.EntityNotFound as error:
-            raise errors.EntityNotFound(
-                "storage %s not found" % storage_id, original=error.original)
+        return self._lookup("storage", storage_id,
+                            self.conn.storagePoolLookupByUUIDString,
+                            self.conn.storagePoolLookupByName)
 
     def _default_pool(self, storage_id=None):
         if storage_id is not None:
@@ -763,18 +803,9 @@ class LibvirtAdapter(base.Adapter):
                 "exist on %s" % (name, self.host), original=error.original)
 
     def _network(self, network_id):
-        network_id = str(network_id)
-        if _is_uuid(network_id):
-            try:
-                return self._call(self.conn.networkLookupByUUIDString,
-                                  network_id.lower())
-            except errors.EntityNotFound:
-                pass
-        try:
-            return self._call(self.conn.networkLookupByName, network_id)
-        except errors.EntityNotFound as error:
-            raise errors.EntityNotFound(
-                "network %s not found" % network_id, original=error.original)
+        return self._lookup("network", network_id,
+                            self.conn.networkLookupByUUIDString,
+                            self.conn.networkLookupByName)
 
     def _volume_by_path(self, path):
         """Return the storage volume at ``path``, or None when none is."""
@@ -853,7 +884,10 @@ class LibvirtAdapter(base.Adapter):
         virtual_total = 0
         if self._call(pool.isActive):
             for volume in self._call(pool.listAllVolumes, 0):
-                virtual_total += self._call(volume.info)[1]
+                try:
+                    virtual_total += self._call(volume.info)[1]
+                except errors.EntityNotFound:
+                    continue  # deleted since listAllVolumes
         return {
             "id": pool.UUIDString().lower(),
             "name": pool.name(),
@@ -864,8 +898,13 @@ class LibvirtAdapter(base.Adapter):
         }
 
     def list_storages(self):
-        pools = self._call(self.conn.listAllStoragePools, 0)
-        return [self._storage_record(pool) for pool in pools]
+        records = []
+        for pool in self._call(self.conn.listAllStoragePools, 0):
+            try:
+                records.append(self._storage_record(pool))
+            except errors.EntityNotFound:
+                continue  # deleted since listAllStoragePools
+        return records
 
     def get_storage(self, storage_id):
         return self._storage_record(self._pool(storage_id))
@@ -1003,7 +1042,10 @@ class LibvirtAdapter(base.Adapter):
         # LXC drivers also the vCPU and memory figures.
         descriptions = {}
         for domain in domains:
-            descriptions[domain.UUIDString()] = self._describe(domain)
+            try:
+                descriptions[domain.UUIDString()] = self._describe(domain)
+            except errors.EntityNotFound:
+                continue  # deleted since listAllDomains
 
         network_names = {interface.network
                          for description in descriptions.values()
@@ -1017,9 +1059,14 @@ class LibvirtAdapter(base.Adapter):
         records = []
         for domain in domains:
             key = domain.UUIDString()
+            if key not in descriptions or key not in states:
+                continue
             description = descriptions[key]
-            sizes = self._disk_sizes(domain, description,
-                                     block_stats.get(key))
+            try:
+                sizes = self._disk_sizes(domain, description,
+                                         block_stats.get(key))
+            except errors.EntityNotFound:
+                continue  # deleted since listAllDomains
             records.append(self._guest_record(
                 description, states[key], sizes, leases, hostname))
         records.sort(key=lambda record: record["id"])
@@ -1050,7 +1097,10 @@ class LibvirtAdapter(base.Adapter):
         # pmsuspended) or defined since the first listing: one call each.
         for domain in domains:
             if domain.UUIDString() not in states:
-                states[domain.UUIDString()] = self._state(domain)
+                try:
+                    states[domain.UUIDString()] = self._state(domain)
+                except errors.EntityNotFound:
+                    continue  # deleted since listAllDomains
         return states, block_stats
 
     def get_guest(self, guest_id):
@@ -1059,13 +1109,12 @@ class LibvirtAdapter(base.Adapter):
     # -- guest creation ----------------------------------------------------
 
     def _check_name_free(self, name):
-        if not isinstance(name, str) or not name.strip():
-            raise errors.InvalidArguments("invalid guest name %r" % (name,))
+        _validate_name("guest", name)
         try:
             self._call(self.conn.lookupByName, name)
         except errors.EntityNotFound:
             return
-        raise errors.InvalidArguments(
+        raise errors.Conflict(
             "a guest named %r already exists; libvirt needs unique names"
             % name)
 
@@ -1298,14 +1347,10 @@ class LibvirtAdapter(base.Adapter):
             raise self.not_implemented(
                 "update %s" % ", ".join(unknown),
                 "the libvirt adapter changes only name, memory, cpus and hdd")
+        self._check_update_types(changes)
         description = self._describe(domain, inactive=True, secure=True)
         state = self._state(domain)
 
-        if changes.get("paravirtualized"):
-            raise self.not_implemented(
-                "make a guest paravirtualized",
-                "the %s driver runs full virtualization or containers only"
-                % self.driver)
         new_name = changes.get("name")
         if new_name is not None and new_name == description.name:
             new_name = None
@@ -1315,13 +1360,6 @@ class LibvirtAdapter(base.Adapter):
         cpus = changes.get("cpus")
         if cpus is not None and cpus == description.cpus:
             cpus = None
-        for key, value in (("memory", memory), ("cpus", cpus)):
-            if value is not None and (not isinstance(value, int)
-                                      or isinstance(value, bool)
-                                      or value < 1):
-                raise errors.InvalidArguments(
-                    "invalid %s %r; expected a positive integer"
-                    % (key, value))
         if (new_name is not None or memory is not None
                 or cpus is not None) and state != "STOPPED":
             raise errors.InvalidState(
@@ -1334,6 +1372,11 @@ class LibvirtAdapter(base.Adapter):
         if changes.get("hdd") is not None:
             grow = self._plan_hdd_growth(domain, description, changes["hdd"])
 
+        # The rename goes first: it is the change libvirt is most likely to
+        # reject, and nothing else has changed yet when it does.
+        if new_name is not None:
+            self._call(domain.rename, new_name, 0, domain=domain)
+            description.root.find("name").text = new_name
         if memory is not None or cpus is not None:
             # One redefinition changes both at once, on every driver: the
             # LXC driver has no virDomainSetVcpusFlags.
@@ -1351,9 +1394,32 @@ class LibvirtAdapter(base.Adapter):
             self._call(self.conn.defineXML, _to_xml(root))
         if grow is not None:
             self._grow_disk(domain, *grow)
-        if new_name is not None:
-            self._call(domain.rename, new_name, 0, domain=domain)
         return self._guest_from_domain(domain)
+
+    def _check_update_types(self, changes):
+        """Reject values of the wrong type before anything changes."""
+        for key in ("memory", "cpus"):
+            value = changes.get(key)
+            if isinstance(value, dict):
+                # Xen's {memory_target, ...} and {vcpus_at_startup, ...}.
+                raise self.not_implemented(
+                    "set %s as a map" % key,
+                    "libvirt guests take one integer for %s" % key)
+            if value is not None and (not isinstance(value, int)
+                                      or isinstance(value, bool)
+                                      or value < 1):
+                raise errors.InvalidArguments(
+                    "invalid %s %r; expected a positive integer"
+                    % (key, value))
+        paravirtualized = changes.get("paravirtualized")
+        if paravirtualized not in (None, False):
+            # True, or Xen's PV kernel arguments as a string.
+            raise self.not_implemented(
+                "make a guest paravirtualized",
+                "the %s driver runs full virtualization or containers only"
+                % self.driver)
+        if changes.get("name") is not None:
+            _validate_name("guest", changes["name"])
 
     def _plan_hdd_growth(self, domain, description, hdd):
         """Check a new hdd total; return (disk, new size in bytes) or None."""
@@ -1976,9 +2042,7 @@ class LibvirtAdapter(base.Adapter):
             raise self.not_implemented("create networks",
                                        "the hyperv driver is not available")
         name = spec.get("name")
-        if not isinstance(name, str) or not name.strip():
-            raise errors.InvalidArguments("invalid network name %r"
-                                          % (name,))
+        _validate_name("network", name)
         if spec.get("other_config"):
             raise self.not_implemented(
                 "set other_config on networks",
@@ -2089,13 +2153,20 @@ class LibvirtAdapter(base.Adapter):
         }
 
     def _snapshot(self, domain, snapshot_id):
-        try:
-            return self._call(domain.snapshotLookupByName, str(snapshot_id),
-                              0, domain=domain)
-        except errors.EntityNotFound as error:
-            raise errors.EntityNotFound(
-                "snapshot %s not found" % snapshot_id,
-                original=error.original)
+        snapshot_id = str(snapshot_id)
+        # The adapter names snapshots with lower-case UUIDs, and ids are
+        # accepted in any case.
+        names = [snapshot_id]
+        if _is_uuid(snapshot_id) and snapshot_id.lower() != snapshot_id:
+            names.append(snapshot_id.lower())
+        for name in names:
+            try:
+                return self._call(domain.snapshotLookupByName, name, 0,
+                                  domain=domain)
+            except errors.EntityNotFound as error:
+                not_found = error
+        raise errors.EntityNotFound("snapshot %s not found" % snapshot_id,
+                                    original=not_found.original)
 
     def list_snapshots(self, guest_id):
         self._require("snapshots", "list snapshots")
@@ -2173,18 +2244,22 @@ class LibvirtAdapter(base.Adapter):
             raise errors.InvalidArguments("invalid tag %r; expected a "
                                           "non-empty string" % (name,))
         domain = self._domain(guest_id)
-        tags = self._describe(domain).tags
-        if name not in tags:
-            tags.add(name)
-            self._write_tags(domain, tags)
+        # NOTE: the lock serializes the read and the write of the tags in
+        # this process only; two service processes can still lose a tag.
+        with _tags_lock:
+            tags = self._describe(domain).tags
+            if name not in tags:
+                tags.add(name)
+                self._write_tags(domain, tags)
         return sorted(tags)
 
     def delete_tag(self, guest_id, name):
         domain = self._domain(guest_id)
-        tags = self._describe(domain).tags
-        if name in tags:
-            tags.discard(name)
-            self._write_tags(domain, tags)
+        with _tags_lock:
+            tags = self._describe(domain).tags
+            if name in tags:
+                tags.discard(name)
+                self._write_tags(domain, tags)
 
 
 def _version_string(number):

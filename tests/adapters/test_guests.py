@@ -1,6 +1,7 @@
 """Guest records, lists, changes, power states, snapshots and tags."""
 
 import re
+import threading
 import time
 import uuid
 
@@ -12,6 +13,7 @@ from simplestack.adapters.libvirt import LibvirtAdapter
 from tests import backends
 from tests.libvirt_fixtures import (
     TEST_CREDENTIALS,
+    make_adapter,
     volume_names,
     wait_for_state,
 )
@@ -122,11 +124,54 @@ def test_taken_name_rejected(adapter, make_guest, backend_connection):
     record = make_guest()
     names = _domain_names(backend_connection)
 
-    with pytest.raises(errors.InvalidArguments) as raised:
+    with pytest.raises(errors.Conflict) as raised:
         adapter.create_guest({"name": record["name"]})
 
     assert record["name"] in raised.value.message
     assert _domain_names(backend_connection) == names
+
+
+@pytest.mark.parametrize("name", [
+    "sstest-a/b",
+    "sstest-\x01",
+    "0f8fad5b-d9cb-469f-a165-70867728950e",
+    "",
+])
+def test_invalid_names_rejected(adapter, make_guest, name):
+    guest_id = make_guest()["id"]
+
+    with pytest.raises(errors.InvalidArguments):
+        adapter.create_guest({"name": name})
+    with pytest.raises(errors.InvalidArguments):
+        adapter.update_guest(guest_id, {"name": name, "memory": 128})
+    with pytest.raises(errors.InvalidArguments):
+        adapter.clone_guest(guest_id, name)
+    with pytest.raises(errors.InvalidArguments):
+        adapter.create_network({"name": name})
+    assert adapter.get_guest(guest_id)["memory"] == 64
+
+
+def test_uuid_id_never_matches_name(adapter, backend_connection):
+    # A name in UUID form may exist when another tool defined the guest.
+    name = "0f8fad5b-d9cb-469f-a165-70867728950e"
+    assert not _domain_names(backend_connection) & {name}
+
+    with pytest.raises(errors.EntityNotFound):
+        adapter.get_guest(name)
+
+
+@pytest.mark.parametrize("form", [
+    "{00000000-0000-0000-0000-000000000000}",
+    "urn:uuid:00000000-0000-0000-0000-000000000000",
+    "00000000000000000000000000000000",
+])
+def test_other_uuid_forms_not_found(adapter, form):
+    with pytest.raises(errors.EntityNotFound):
+        adapter.get_guest(form)
+    with pytest.raises(errors.EntityNotFound):
+        adapter.get_storage(form)
+    with pytest.raises(errors.EntityNotFound):
+        adapter.get_network(form)
 
 
 @pytest.mark.parametrize("bad_key, bad_value", [
@@ -336,6 +381,20 @@ def test_update_running_guest_rejected(adapter, make_guest):
     assert adapter.get_guest(record["id"])["memory"] == 64
 
 
+@pytest.mark.parametrize("changes", [
+    {"memory": {"memory_target": 256}},
+    {"cpus": {"vcpus_at_startup": 2}},
+    {"paravirtualized": "console=hvc0"},
+])
+def test_xen_update_forms_not_implemented(adapter, make_guest, changes):
+    record = make_guest()
+
+    with pytest.raises(errors.FeatureNotImplemented):
+        adapter.update_guest(record["id"], changes)
+
+    assert adapter.get_guest(record["id"]) == record
+
+
 def test_update_unknown_key_changes_nothing(adapter, make_guest):
     record = make_guest(memory=64)
 
@@ -429,6 +488,7 @@ def test_snapshot_ids_and_names(adapter, make_guest):
     assert ISO_8601_UTC.match(named["created"])
     assert ISO_8601_UTC.match(unnamed["name"])
     assert adapter.get_snapshot(guest_id, named["id"]) == named
+    assert adapter.get_snapshot(guest_id, named["id"].upper()) == named
     listed = adapter.list_snapshots(guest_id)
     assert sorted(snapshot["id"] for snapshot in listed) == sorted(
         [named["id"], unnamed["id"]])
@@ -480,3 +540,30 @@ def test_tags_of_running_guest(adapter, make_guest):
 
 def test_power_actions_match_contract():
     assert set(LibvirtAdapter.POWER_TRANSITIONS) == set(base.POWER_ACTIONS)
+
+
+def test_concurrent_tags_all_kept(backend, make_guest):
+    guest_id = make_guest()["id"]
+    names = ["tag-%d" % index for index in range(12)]
+
+    def add(name):
+        # One adapter per thread, as one per request in the service.
+        adapter = make_adapter(backend)
+        adapter.open()
+        try:
+            adapter.add_tag(guest_id, name)
+        finally:
+            adapter.close()
+
+    threads = [threading.Thread(target=add, args=(name,)) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    reader = make_adapter(backend)
+    reader.open()
+    try:
+        assert reader.list_tags(guest_id) == sorted(names)
+    finally:
+        reader.close()
