@@ -19,7 +19,7 @@ def main(global_config, **raw_settings):
         config.include("cornice")
         config.set_response_factory(response_factory)
         # URLs that match no service still traverse the tree, so a 404 can
-        # say which part of the path is unknown.
+        # name the part of the path that is unknown.
         config.set_root_factory(root_factory)
         config.add_tween("simplestack.tweens.request_summary_tween_factory")
         config.scan("simplestack.views")

@@ -2,7 +2,7 @@
 
 The header ``x-simplestack-hypervisor-token`` carries
 ``base64("user:password")``. The accepted form is strict, so that a
-malformed token fails loudly instead of logging in as somebody else:
+malformed token fails loudly instead of logging in as someone else:
 
 - standard base64 alphabet (``+`` and ``/``), with its ``=`` padding;
 - surrounding spaces are ignored, other white space (line breaks) is not;

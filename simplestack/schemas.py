@@ -3,7 +3,7 @@
 Colander's own scalar types are lenient (``Boolean`` reads "banana" as
 true, ``Int`` accepts "12"). A JSON API should reject a wrong type rather
 than guess, so the request schemas use the strict types below. Each type
-also knows its JSON Schema form, from which the OpenAPI document is built.
+also provides its JSON Schema form, from which the OpenAPI document is built.
 """
 
 import ipaddress

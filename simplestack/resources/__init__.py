@@ -10,8 +10,8 @@
 
 Resources raise ``KeyError`` for a name that cannot exist (an unknown
 hypervisor type, an unknown collection), which Pyramid turns into a 404.
-They do no hypervisor I/O when built: whether guest ``abc`` exists is for
-the adapter to say when a view asks for it.
+They do no hypervisor I/O when built: the adapter checks whether guest
+``abc`` exists when a view calls it.
 """
 
 import logging
@@ -106,7 +106,7 @@ class HostContext(Resource):
         self.request = parent.request
         self.hypervisor_type = parent.hypervisor_type
         # Decoded here, before any validator runs, so that a request without
-        # valid credentials answers 401 whatever else is wrong with it.
+        # valid credentials gets a 401 whatever else is wrong with it.
         self.credentials = parse_token(self.request.headers.get(HEADER))
         self._adapter = None
 

@@ -63,7 +63,7 @@ def describe(service, method, status, schema_factory, summary):
 
 
 def created(request, record, location):
-    """Answer 201 with the root-relative path of the new resource."""
+    """Set status 201 and a root-relative Location; return ``record``."""
     request.response.status_int = 201
     request.response.location = location
     return record

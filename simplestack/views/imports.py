@@ -135,7 +135,7 @@ def json_or_import_validator(request, schema=None, **kwargs):
 
 
 def run_import(request, host_context, storage_id=None):
-    """Import ``request.validated['upload']`` and answer 201 with the guest."""
+    """Import ``request.validated['upload']``; return the new guest (201)."""
     upload = request.validated["upload"]
     record = host_context.adapter.import_guest(
         upload, upload.length, request.content_type or None,
