@@ -196,10 +196,12 @@ class Adapter:
     # -- guests ------------------------------------------------------------
 
     def list_guests(self):
-        """Return every guest as a full record, in a fixed number of calls.
+        """Return every guest as a full record, using the SDK's bulk calls.
 
-        The number of hypervisor round trips must not grow with the number
-        of guests: use the SDK's bulk calls.
+        The number of hypervisor round trips should not grow with the
+        number of guests. Where the SDK has no bulk call for some field
+        (libvirt 9.0 has none for domain XML), the adapter says so in a
+        NOTE at its ``list_guests``.
         """
         raise self.not_implemented("list guests")
 
