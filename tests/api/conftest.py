@@ -14,10 +14,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 TESTING_INI = os.path.join(ROOT, "testing.ini")
 
 # Extra hypervisor types for the tests of the service itself: one whose
-# adapter records every open and close, and one with a bug.
+# adapter records every open and close, one with a bug, and QEMU over
+# plain TCP, for connections refused on loopback.
 EXTRA_TYPES = """
 tracked = tests.api.adapters:RecordingAdapter
 broken = tests.api.adapters:BrokenAdapter
+tcp = simplestack.adapters.libvirt:LibvirtAdapter
 """
 
 
@@ -26,6 +28,9 @@ def app_settings(**overrides):
     settings["simplestack.hypervisors"] += EXTRA_TYPES
     settings["simplestack.hypervisor.tracked.driver"] = "test"
     settings["simplestack.hypervisor.broken.driver"] = "test"
+    settings["simplestack.hypervisor.tcp.driver"] = "qemu"
+    settings["simplestack.hypervisor.tcp.uri_template"] = \
+        "qemu+tcp://{host}/system"
     settings.update(overrides)
     return settings
 

@@ -165,8 +165,17 @@ def test_upload_without_length_is_411(wsgi_app):
     assert response.json["error"] == "LengthRequired"
 
 
-def test_unreachable_hypervisor_is_502(api):
-    # Port 1 on loopback: nothing listens, so the TLS connect is refused.
+def test_refused_connection_is_502(api):
+    # Port 1 on loopback: nothing listens, so the TCP connect is refused.
+    response = api.get("/tcp/127.0.0.1:1/guests", status="*")
+    assert response.status_int == 502
+    assert response.json["error"] == "HypervisorUnreachable"
+    assert "refused" in response.json["message"]
+
+
+def test_missing_tls_files_are_502(api):
+    # The TLS transport fails before it connects when the client has no
+    # CA certificate; the message names the missing file.
     response = api.get("/kvm/127.0.0.1:1/guests", status="*")
     assert response.status_int == 502
     assert response.json["error"] == "HypervisorUnreachable"
