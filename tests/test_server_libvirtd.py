@@ -145,7 +145,7 @@ def test_qemu_lifecycle_over_http(server, qemu_resources, tmp_path):
         assert guest["state"] == "STOPPED"
         guest_path = "/guests/" + guest["id"]
 
-        # Power: every answer carries the state read back.
+        # Power: every response carries the state read back.
         for action, state in [("start", "STARTED"), ("pause", "PAUSED"),
                               ("resume", "STARTED")]:
             answer = client.ok("PUT", guest_path + "/power",
@@ -265,7 +265,7 @@ def test_lxc_lifecycle_over_http(server):
             assert client.ok("PUT", guest_path + "/power",
                              {"state": action})["state"] == state
 
-        # What LXC cannot do answers 501 and names the cause.
+        # What LXC cannot do returns 501 and names the cause.
         response, body = client.request("POST", guest_path + "/snapshots",
                                         {"name": "x"})
         assert response.status == 501

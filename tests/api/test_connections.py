@@ -57,7 +57,7 @@ def test_bad_token_opens_nothing(anonymous, recorded):
 
 
 def test_test_driver_state_survives_requests(api):
-    # libvirt's test driver forgets everything when its last connection
+    # libvirt's test driver drops its state when its last connection
     # closes; the adapter keeps one process-wide connection so a guest
     # created by one request is there for the next.
     record = api.post_json(HOST + "/guests", {"name": unique_name()}).json

@@ -3,7 +3,7 @@
 The table below must name each (method, path) of the document, so a new
 endpoint without a test here fails ``test_table_covers_document``. Each
 call checks the exact status on libvirt's test driver, which cannot change
-devices or stream volumes: those endpoints answer 501 there.
+devices or stream volumes: those endpoints return 501 there.
 """
 
 import base64

@@ -1,4 +1,4 @@
-"""Every failure answers the JSON error shape with the right status."""
+"""Every failure returns the JSON error shape with the right status."""
 
 import base64
 
