@@ -1,0 +1,133 @@
+"""Calls into the libvirt binding and the translation of libvirt errors.
+
+The error code sets classify a libvirtError by its code, never by its
+message. Importing this module also silences libvirt's own printing of
+errors to stderr.
+"""
+
+import libvirt
+
+from simplestack import errors
+from simplestack.adapters.libvirt.constants import DRIVER_GAPS
+
+# libvirt error code -> simplestack error class. Codes missing here become
+# HypervisorError, except the ones classified in _translate_error.
+NOT_FOUND_CODES = frozenset((
+    libvirt.VIR_ERR_NO_DOMAIN,
+    libvirt.VIR_ERR_NO_STORAGE_POOL,
+    libvirt.VIR_ERR_NO_STORAGE_VOL,
+    libvirt.VIR_ERR_NO_NETWORK,
+    libvirt.VIR_ERR_NO_DOMAIN_SNAPSHOT,
+))
+UNSUPPORTED_CODES = frozenset((
+    libvirt.VIR_ERR_NO_SUPPORT,
+    libvirt.VIR_ERR_OPERATION_UNSUPPORTED,
+    libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED,
+))
+AUTH_CODES = frozenset((
+    libvirt.VIR_ERR_AUTH_FAILED,
+    libvirt.VIR_ERR_AUTH_CANCELLED,
+    libvirt.VIR_ERR_AUTH_UNAVAILABLE,
+))
+TIMEOUT_CODES = frozenset((
+    libvirt.VIR_ERR_OPERATION_TIMEOUT,
+    libvirt.VIR_ERR_AGENT_UNRESPONSIVE,
+))
+# Raised by a connection that could not be made or was lost.
+CONNECTION_CODES = frozenset((
+    libvirt.VIR_ERR_RPC,
+    libvirt.VIR_ERR_INVALID_CONN,
+    libvirt.VIR_ERR_NO_CONNECT,
+))
+# Raised by virConnectOpen when this libvirt build has no driver for the
+# URI: NO_CONNECT for an unknown scheme, CONFIG_UNSUPPORTED for a known
+# driver left out at build time (hyperv on Debian 12).
+MISSING_DRIVER_CODES = frozenset((
+    libvirt.VIR_ERR_NO_CONNECT,
+    libvirt.VIR_ERR_CONFIG_UNSUPPORTED,
+))
+
+ERROR_CODE_NAMES = {
+    value: name for name, value in vars(libvirt).items()
+    if name.startswith("VIR_ERR_") and isinstance(value, int)
+    and name not in ("VIR_ERR_NONE", "VIR_ERR_WARNING", "VIR_ERR_ERROR")
+}
+
+
+def _discard_libvirt_error(context, error):
+    """Drop libvirt's report: the adapter raises it as an exception."""
+
+
+# Without a handler, libvirt prints every error to stderr as well.
+libvirt.registerErrorHandler(_discard_libvirt_error, None)
+
+
+class CallsMixin:
+    """Methods of LibvirtAdapter that call the binding and translate errors.
+
+    ``_translate_error`` uses ``_state`` from LookupsMixin to name the
+    guest's state in an InvalidState message.
+    """
+
+    def _call(self, function, *args, domain=None):
+        """Call the binding, count the call and translate its errors.
+
+        ``domain`` is the virDomain the call acts on, so that an
+        operation-invalid error can name the guest's current state.
+        """
+        self.calls += 1
+        try:
+            return function(*args)
+        except libvirt.libvirtError as error:
+            raise self._translate_error(error, domain) from error
+
+    def _translate_error(self, error, domain=None):
+        code = error.get_error_code()
+        message = error.get_error_message() or "unknown libvirt error"
+        if code in NOT_FOUND_CODES:
+            return errors.EntityNotFound(message, original=error)
+        if code == libvirt.VIR_ERR_OPERATION_INVALID:
+            state = self._state_for_message(domain)
+            return errors.InvalidState(
+                "%s rejected the operation while the guest is %s: %s"
+                % (self.hypervisor_name, state, message), original=error)
+        if code in UNSUPPORTED_CODES:
+            return errors.FeatureNotImplemented(
+                "%s cannot do this: %s" % (self.hypervisor_name, message),
+                original=error)
+        if code in AUTH_CODES:
+            return errors.HypervisorAuthenticationFailed(
+                "%s rejected the credentials" % self.hypervisor_name,
+                original=error)
+        if code in TIMEOUT_CODES:
+            return errors.HypervisorTimeout(
+                "%s timed out: %s" % (self.hypervisor_name, message),
+                original=error)
+        if code in CONNECTION_CODES or (
+                code == libvirt.VIR_ERR_SYSTEM_ERROR
+                and error.get_error_domain() == libvirt.VIR_FROM_RPC):
+            return errors.HypervisorUnreachable(
+                "the connection to %s at %s failed: %s"
+                % (self.hypervisor_name, self.host, message), original=error)
+        params = [value for value in (error.get_str1(), error.get_str2(),
+                                      error.get_str3(), error.get_int1(),
+                                      error.get_int2())
+                  if value not in (None, -1, "")]
+        return errors.HypervisorError(
+            "%s failed: %s" % (self.hypervisor_name, message),
+            code=ERROR_CODE_NAMES.get(code, code), params=params,
+            original=error)
+
+    def _state_for_message(self, domain):
+        if domain is None:
+            return "in a state that forbids it"
+        try:
+            return self._state(domain)
+        except errors.SimplestackError:
+            return "UNKNOWN"
+
+    def _require(self, feature, operation):
+        """Raise FeatureNotImplemented when the driver lacks ``feature``."""
+        reason = DRIVER_GAPS[self.driver].get(feature)
+        if reason:
+            raise self.not_implemented(operation, reason)

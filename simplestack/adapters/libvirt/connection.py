@@ -1,0 +1,187 @@
+"""Opening and closing the connection to libvirt.
+
+Besides the adapter's methods, this module keeps the process-wide
+connections to test driver URIs and the event loop thread that runs
+keepalive probes.
+"""
+
+import logging
+import threading
+
+import libvirt
+
+from simplestack import errors
+from simplestack.adapters.libvirt.calls import (
+    AUTH_CODES, CONNECTION_CODES, MISSING_DRIVER_CODES)
+from simplestack.adapters.libvirt.settings import (
+    TEST_DEFAULT_HOST, TEST_DEFAULT_URI)
+
+logger = logging.getLogger("simplestack.adapters.libvirt")
+
+
+# -- process-wide test driver connections -----------------------------------
+
+_shared_test_connections = {}
+_shared_test_lock = threading.Lock()
+
+
+def _shared_test_connection(uri):
+    """Return the process-wide connection to a test driver URI.
+
+    libvirt's test driver keeps its domains, pools and networks only while
+    a connection to the URI is open, and each open of a file URI
+    (``test:///path.xml``) starts from a fresh copy of the file. One
+    connection per URI therefore stays open for the life of the process;
+    it is the only connection the adapter never closes.
+    """
+    with _shared_test_lock:
+        connection = _shared_test_connections.get(uri)
+        if connection is None:
+            connection = libvirt.open(uri)
+            _shared_test_connections[uri] = connection
+        return connection
+
+
+# -- event loop for keepalive ---------------------------------------------------
+
+_event_loop_lock = threading.Lock()
+_event_loop_thread = None
+
+
+def _run_event_loop():
+    while True:
+        libvirt.virEventRunDefaultImpl()
+
+
+def _start_event_loop():
+    """Start libvirt's default event loop in a daemon thread, once.
+
+    Keepalive probes run in this loop; it must be registered before the
+    connection that uses them is opened.
+    """
+    global _event_loop_thread
+    with _event_loop_lock:
+        if _event_loop_thread is not None:
+            return
+        libvirt.virEventRegisterDefaultImpl()
+        _event_loop_thread = threading.Thread(
+            target=_run_event_loop, name="libvirt-event-loop", daemon=True)
+        _event_loop_thread.start()
+
+
+# -- the adapter's connection -----------------------------------------------
+
+class ConnectionMixin:
+    """Methods of LibvirtAdapter that open, hold and close its connection.
+
+    ``self._conn`` is the virConnect, or None while closed.
+    """
+
+    def _host_without_port(self):
+        host = self.host
+        if host.startswith("["):
+            return host[1:].partition("]")[0]
+        if host.count(":") == 1:
+            return host.partition(":")[0]
+        return host
+
+    def _uri(self):
+        """Return (uri, remote) for the URL host."""
+        if self.driver == "test":
+            if self.host == TEST_DEFAULT_HOST:
+                return TEST_DEFAULT_URI, False
+            if self.host in self.config["hosts"]:
+                return self.config["hosts"][self.host], False
+            raise errors.EntityNotFound(
+                "unknown test driver host %r; use %r or a name from the "
+                "'hosts' setting" % (self.host, TEST_DEFAULT_HOST))
+        if (self.config["local_uri"]
+                and self._host_without_port() in self.config["local_hosts"]):
+            return self.config["local_uri"], False
+        return self.config["uri_template"].format(host=self.host), True
+
+    def open(self):
+        if self._conn is not None:
+            return
+        uri, remote = self._uri()
+        if remote and self.config["timeout"]:
+            _start_event_loop()
+        self.calls += 1
+        try:
+            if self.driver == "test":
+                shared = _shared_test_connection(uri)
+                if uri == TEST_DEFAULT_URI:
+                    self._conn = libvirt.open(uri)
+                else:
+                    # A new connection to a file URI would start from a
+                    # fresh copy, so requests share the kept one.
+                    self._conn = shared
+                    self._owns_connection = False
+            elif remote:
+                self._conn = libvirt.openAuth(uri, self._auth(), 0)
+            else:
+                self._conn = libvirt.open(uri)
+        except libvirt.libvirtError as error:
+            raise self._translate_open_error(error, uri) from error
+        logger.debug("opened libvirt connection to %s", uri)
+        if remote and self.config["timeout"]:
+            self._set_keepalive()
+
+    def _auth(self):
+        username, password = self.credentials or (None, None)
+
+        def answer(requested, user_data):
+            for credential in requested:
+                if credential[0] == libvirt.VIR_CRED_AUTHNAME:
+                    credential[4] = username
+                elif credential[0] == libvirt.VIR_CRED_PASSPHRASE:
+                    credential[4] = password
+                else:
+                    return -1
+            return 0
+
+        return [[libvirt.VIR_CRED_AUTHNAME, libvirt.VIR_CRED_PASSPHRASE],
+                answer, None]
+
+    def _set_keepalive(self):
+        """Make libvirt close the connection after ``timeout`` seconds
+        without a reply: three keepalive probes, a third of it apart."""
+        interval = max(1, int(self.config["timeout"] // 3))
+        self._call(self._conn.setKeepAlive, interval, 2)
+
+    def _translate_open_error(self, error, uri):
+        code = error.get_error_code()
+        scheme = uri.partition(":")[0]
+        if code in MISSING_DRIVER_CODES:
+            return errors.FeatureNotImplemented(
+                "%s cannot connect: the libvirt library of this service has "
+                "no driver for %s URIs (%s)"
+                % (self.hypervisor_name, scheme, error.get_error_message()),
+                original=error)
+        if code in AUTH_CODES:
+            return errors.HypervisorAuthenticationFailed(
+                "%s rejected the credentials" % self.hypervisor_name,
+                original=error)
+        if (code == libvirt.VIR_ERR_SYSTEM_ERROR
+                or code in CONNECTION_CODES):
+            return errors.HypervisorUnreachable(
+                "%s at %s is unreachable: %s"
+                % (self.hypervisor_name, self.host, error.get_error_message()),
+                original=error)
+        return self._translate_error(error)
+
+    def close(self):
+        connection, self._conn = self._conn, None
+        if connection is None or not self._owns_connection:
+            return
+        try:
+            connection.close()
+        except libvirt.libvirtError as error:
+            logger.warning("closing the libvirt connection to %s failed: %s",
+                           self.host, error.get_error_message())
+
+    @property
+    def conn(self):
+        if self._conn is None:
+            self.open()
+        return self._conn

@@ -1,0 +1,233 @@
+"""Cloning guests and moving their disk images out and in.
+
+An export streams the first disk's volume, and an import uploads a qcow2 or
+raw image into a new volume and defines a guest around it.
+"""
+
+import logging
+import struct
+import uuid
+
+import libvirt
+
+from simplestack import errors
+from simplestack.adapters import base
+from simplestack.adapters.libvirt.constants import KIB
+from simplestack.adapters.libvirt.domain_xml import _to_xml
+
+logger = logging.getLogger("simplestack.adapters.libvirt")
+
+#: Size of the chunks of an image export or import, in bytes.
+STREAM_CHUNK_SIZE = 256 * KIB
+
+#: First bytes of a qcow2 image ("QFI" and 0xfb).
+QCOW2_MAGIC = b"QFI\xfb"
+
+
+def _qcow2_virtual_size(header):
+    """Return the virtual size in a qcow2 header (bytes 24-31, big-endian)."""
+    if len(header) < 32:
+        raise errors.InvalidArguments(
+            "the image is too short for a qcow2 header (%d bytes)"
+            % len(header))
+    return struct.unpack(">Q", header[24:32])[0]
+
+
+def _read_exactly(stream, size):
+    """Read up to ``size`` bytes, retrying short reads until EOF."""
+    parts = []
+    remaining = size
+    while remaining > 0:
+        data = stream.read(remaining)
+        if not data:
+            break
+        parts.append(data)
+        remaining -= len(data)
+    return b"".join(parts)
+
+
+class ImagesMixin:
+    """Methods of LibvirtAdapter that clone, export and import guests."""
+
+    def clone_guest(self, guest_id, name):
+        domain = self._domain(guest_id)
+        state = self._state(domain)
+        if state != "STOPPED":
+            raise errors.InvalidState("cannot clone guest %s: it is %s; stop "
+                                      "it first" % (guest_id, state))
+        self._check_name_free(name)
+        description = self._describe(domain, inactive=True, secure=True)
+
+        copies = []
+        for disk in description.disks:
+            volume = self._volume_by_path(disk.path) if disk.path else None
+            if volume is None:
+                raise self.not_implemented(
+                    "clone guest %s" % description.name,
+                    "disk %s is not a storage volume" % disk.target)
+            pool = self._call(volume.storagePoolLookupByVolume)
+            copy_name = "%s-disk%d.%s" % (name, disk.number,
+                                          disk.format or "qcow2")
+            self._check_volume_name_free(pool, copy_name)
+            copies.append((disk, volume, pool, copy_name))
+
+        root = description.root
+        root.find("name").text = name
+        root.remove(root.find("uuid"))
+        for interface in root.findall("devices/interface"):
+            # libvirt generates a new MAC for an interface without one.
+            mac = interface.find("mac")
+            if mac is not None:
+                interface.remove(mac)
+            target = interface.find("target")
+            if target is not None:
+                interface.remove(target)
+        created = []
+        try:
+            for disk, volume, pool, copy_name in copies:
+                capacity = self._call(volume.info)[1]
+                copy = self._call(pool.createXMLFrom, self._volume_xml(
+                    copy_name, capacity, disk.format or "qcow2"), volume, 0)
+                created.append(copy)
+                disk.element.find("source").set("file",
+                                                self._call(copy.path))
+            clone = self._call(self.conn.defineXML, _to_xml(root))
+        except errors.SimplestackError:
+            self._delete_volumes(created)
+            raise
+        logger.info("cloned guest %s to %s (%s) on %s", description.name,
+                    name, clone.UUIDString(), self.host)
+        return self._guest_from_domain(clone)
+
+    def export_guest(self, guest_id):
+        self._require("volume_stream", "export guests")
+        domain = self._domain(guest_id)
+        state = self._state(domain)
+        if state != "STOPPED":
+            raise errors.InvalidState("cannot export guest %s: it is %s; "
+                                      "stop it first" % (guest_id, state))
+        description = self._describe(domain, inactive=True)
+        if not description.disks:
+            raise errors.InvalidArguments(
+                "guest %s has no disk to export" % description.name)
+        # NOTE: only the first disk leaves; the API has one image per guest.
+        disk = description.disks[0]
+        volume = self._volume_by_path(disk.path) if disk.path else None
+        if volume is None:
+            raise self.not_implemented(
+                "export guest %s" % description.name,
+                "disk %s is not a storage volume" % disk.target)
+        length = self._call(volume.infoFlags,
+                            libvirt.VIR_STORAGE_VOL_GET_PHYSICAL)[2]
+        stream = self._call(self.conn.newStream, 0)
+        self._call(volume.download, stream, 0, 0, 0)
+        return base.ImageStream(
+            chunks=self._receive_chunks(stream),
+            content_type=("application/x-qemu-disk"
+                          if disk.format == "qcow2"
+                          else "application/octet-stream"),
+            filename="%s.%s" % (description.name, disk.format or "img"),
+            length=length,
+            close=lambda: self._close_stream(stream))
+
+    def _receive_chunks(self, stream):
+        while True:
+            data = self._call(stream.recv, STREAM_CHUNK_SIZE)
+            if not data:
+                break
+            yield data
+        self._call(stream.finish)
+
+    def _close_stream(self, stream):
+        """Abort ``stream`` if it is unfinished, then close the connection."""
+        try:
+            stream.abort()
+        except libvirt.libvirtError:
+            # A finished stream cannot be aborted; nothing is left to free.
+            pass
+        self.close()
+
+    IMPORT_CONTENT_TYPES = ("application/x-qemu-disk",
+                            "application/octet-stream",
+                            "application/json", None)
+
+    def import_guest(self, stream, length, content_type, name=None,
+                     storage_id=None):
+        self._require("volume_stream", "import guests")
+        if self.driver == "hyperv":
+            raise self.not_implemented("import guests",
+                                       "the hyperv driver is not available")
+        if content_type not in self.IMPORT_CONTENT_TYPES:
+            raise self.not_implemented(
+                "import %s images" % content_type,
+                "libvirt imports qcow2 or raw disk images only")
+        if not isinstance(length, int) or length <= 0:
+            raise errors.InvalidArguments(
+                "invalid image length %r; expected a positive number of "
+                "bytes" % (length,))
+        name = name or "import-%s" % uuid.uuid4().hex[:8]
+        self._check_name_free(name)
+        pool = self._default_pool(storage_id)
+
+        first = _read_exactly(stream, min(length, STREAM_CHUNK_SIZE))
+        if first.startswith(QCOW2_MAGIC):
+            volume_format = "qcow2"
+            capacity = _qcow2_virtual_size(first)
+        elif len(first) >= 262 and first[257:262] == b"ustar":
+            raise self.not_implemented(
+                "import tar archives (XVA, OVA)",
+                "libvirt imports qcow2 or raw disk images only")
+        else:
+            volume_format = "raw"
+            capacity = length
+        volume_name = "%s-disk0.%s" % (name, volume_format)
+        self._check_volume_name_free(pool, volume_name)
+
+        volume = self._call(pool.createXML, self._volume_xml(
+            volume_name, capacity, volume_format), 0)
+        try:
+            self._upload(volume, stream, first, length)
+            domain_element = self._domain_element(name, 512, 1)
+            devices = domain_element.find("devices")
+            devices.append(self._disk_element(self._call(volume.path), "sda",
+                                              volume_format))
+            devices.append(self._cdrom_element("sdb"))
+            if self.config["network"]:
+                devices.append(self._interface_element(
+                    self.config["network"]))
+            domain = self._call(self.conn.defineXML, _to_xml(domain_element))
+        except BaseException:
+            self._delete_volumes([volume])
+            raise
+        logger.info("imported guest %s (%s, %s, %d bytes) on %s", name,
+                    domain.UUIDString(), volume_format, length, self.host)
+        return self._guest_from_domain(domain)
+
+    def _upload(self, volume, source, first, length):
+        """Send ``length`` bytes (``first`` then the rest of ``source``)."""
+        stream = self._call(self.conn.newStream, 0)
+        self._call(volume.upload, stream, 0, length, 0)
+        try:
+            sent = 0
+            data = first
+            while True:
+                view = memoryview(data)
+                while view:
+                    count = self._call(stream.send, bytes(view))
+                    view = view[count:]
+                sent += len(data)
+                if sent >= length:
+                    break
+                data = _read_exactly(source,
+                                     min(STREAM_CHUNK_SIZE, length - sent))
+                if not data:
+                    raise errors.InvalidArguments(
+                        "the image ended after %d of %d bytes"
+                        % (sent, length))
+            self._call(stream.finish)
+        except BaseException:
+            try:
+                stream.abort()
+            except libvirt.libvirtError:
+                pass
+            raise

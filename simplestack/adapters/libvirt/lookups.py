@@ -1,0 +1,138 @@
+"""Identifiers and the lookup of domains, pools, networks and volumes.
+
+An identifier in the 36-character UUID form is looked up as a UUID only,
+and any other identifier as a name.
+"""
+
+import re
+
+import libvirt
+
+from simplestack import errors
+from simplestack.adapters.libvirt.constants import STATE_MAP
+from simplestack.adapters.libvirt.domain_xml import DomainDescription
+
+UUID_PATTERN = re.compile(
+    r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+    re.IGNORECASE)
+
+
+def _is_uuid(text):
+    """Tell whether ``text`` is a UUID in the 36-character form libvirt
+    parses; braces and ``urn:uuid:`` prefixes are names, not UUIDs."""
+    return isinstance(text, str) and bool(UUID_PATTERN.match(text))
+
+
+def _validate_name(kind, name):
+    """Raise InvalidArguments unless ``name`` can name a libvirt object.
+
+    libvirt rejects '/' in domain and network names. A name in UUID form
+    is rejected too, because the adapter reads such an id as a UUID only.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise errors.InvalidArguments("invalid %s name %r; expected a "
+                                      "non-empty string" % (kind, name))
+    if "/" in name or any(ord(character) < 32 for character in name):
+        raise errors.InvalidArguments(
+            "invalid %s name %r; it may not contain '/' or control "
+            "characters" % (kind, name))
+    if _is_uuid(name):
+        raise errors.InvalidArguments(
+            "invalid %s name %r; a name may not have the form of a UUID"
+            % (kind, name))
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise errors.InvalidArguments(
+            "invalid %s name %r; it is not valid Unicode" % (kind, name))
+
+
+class LookupsMixin:
+    """Methods of LibvirtAdapter that find libvirt objects by identifier."""
+
+    def _lookup(self, kind, identifier, by_uuid, by_name):
+        """Find a domain, pool or network by UUID or, failing the UUID
+        form, by name.
+
+        A UUID is never tried as a name: a guest named with another
+        guest's former UUID must not answer for it.
+        """
+        identifier = str(identifier)
+        try:
+            if _is_uuid(identifier):
+                return self._call(by_uuid, identifier.lower())
+            return self._call(by_name, identifier)
+        except errors.EntityNotFound as error:
+            raise errors.EntityNotFound(
+                "%s %s not found" % (kind, identifier),
+                original=error.original)
+        except errors.HypervisorError as error:
+            # libvirt rejects a name it can never hold (VIR_ERR_INVALID_ARG)
+            # instead of reporting it missing.
+            if error.original is not None and (
+                    error.original.get_error_code()
+                    == libvirt.VIR_ERR_INVALID_ARG):
+                raise errors.EntityNotFound(
+                    "%s %s not found" % (kind, identifier),
+                    original=error.original)
+            raise
+
+    def _domain(self, guest_id):
+        return self._lookup("guest", guest_id, self.conn.lookupByUUIDString,
+                            self.conn.lookupByName)
+
+    def _describe(self, domain, inactive=False, secure=False):
+        """Parse the domain's XML: the persistent definition when
+        ``inactive``, with secrets such as VNC passwords when ``secure``
+        (needed for XML that is defined again)."""
+        flags = libvirt.VIR_DOMAIN_XML_INACTIVE if inactive else 0
+        if secure:
+            flags |= libvirt.VIR_DOMAIN_XML_SECURE
+        return DomainDescription(
+            self._call(domain.XMLDesc, flags, domain=domain))
+
+    def _state(self, domain):
+        state, _reason = self._call(domain.state, domain=domain)
+        return STATE_MAP.get(state, "UNKNOWN")
+
+    def _pool(self, storage_id):
+        return self._lookup("storage", storage_id,
+                            self.conn.storagePoolLookupByUUIDString,
+                            self.conn.storagePoolLookupByName)
+
+    def _default_pool(self, storage_id=None):
+        if storage_id is not None:
+            return self._pool(storage_id)
+        name = self.config["storage_pool"]
+        try:
+            return self._call(self.conn.storagePoolLookupByName, name)
+        except errors.EntityNotFound as error:
+            raise errors.HypervisorError(
+                "the storage pool %r of the storage_pool setting does not "
+                "exist on %s" % (name, self.host), original=error.original)
+
+    def _network(self, network_id):
+        return self._lookup("network", network_id,
+                            self.conn.networkLookupByUUIDString,
+                            self.conn.networkLookupByName)
+
+    def _volume_by_path(self, path):
+        """Return the storage volume at ``path``, or None when none is."""
+        try:
+            return self._call(self.conn.storageVolLookupByPath, path)
+        except errors.EntityNotFound:
+            return None
+
+    def _volumes_named(self, name):
+        """Return every volume called ``name``, across all pools."""
+        found = []
+        for pool in self._call(self.conn.listAllStoragePools,
+                               libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE):
+            try:
+                found.append(self._call(pool.storageVolLookupByName, name))
+            except errors.EntityNotFound:
+                continue
+        return found
+
+    def _hostname(self):
+        return self._call(self.conn.getHostname)

@@ -1,0 +1,127 @@
+"""Listing and creating libvirt networks."""
+
+import logging
+import xml.etree.ElementTree as ET
+
+from simplestack import errors
+from simplestack.adapters.libvirt.constants import METADATA_NAMESPACE
+from simplestack.adapters.libvirt.domain_xml import _to_xml
+from simplestack.adapters.libvirt.lookups import _validate_name
+
+logger = logging.getLogger("simplestack.adapters.libvirt")
+
+
+class NetworksMixin:
+    """Methods of LibvirtAdapter for networks."""
+
+    def _network_record(self, network):
+        root = ET.fromstring(self._call(network.XMLDesc, 0))
+        bridge = root.find("bridge")
+        tag = root.find("vlan/tag")
+        forward = root.find("forward")
+        description = root.findtext(
+            "metadata/{%s}description" % METADATA_NAMESPACE)
+        return {
+            "id": network.UUIDString().lower(),
+            "name_label": network.name(),
+            "name_description": description or "",
+            "bridge": bridge.get("name") if bridge is not None else None,
+            "vlan": int(tag.get("id")) if tag is not None else None,
+            "other_config": {
+                "forward_mode": (forward.get("mode", "nat")
+                                 if forward is not None else "isolated"),
+                "active": bool(self._call(network.isActive)),
+                "persistent": bool(self._call(network.isPersistent)),
+            },
+        }
+
+    def list_networks(self):
+        networks = self._call(self.conn.listAllNetworks, 0)
+        return [self._network_record(network) for network in networks]
+
+    def get_network(self, network_id):
+        return self._network_record(self._network(network_id))
+
+    def create_network(self, spec):
+        if self.driver == "hyperv":
+            raise self.not_implemented("create networks",
+                                       "the hyperv driver is not available")
+        name = spec.get("name")
+        _validate_name("network", name)
+        if spec.get("other_config"):
+            raise self.not_implemented(
+                "set other_config on networks",
+                "libvirt networks have no free-form configuration")
+        try:
+            self._call(self.conn.networkLookupByName, name)
+        except errors.EntityNotFound:
+            pass
+        else:
+            raise errors.Conflict("a network named %r already exists" % name)
+
+        vlan = spec.get("vlan")
+        if vlan is not None and (not isinstance(vlan, int)
+                                 or isinstance(vlan, bool)
+                                 or not 0 <= vlan <= 4095):
+            raise errors.InvalidArguments(
+                "invalid vlan %r; expected an integer from 0 to 4095"
+                % (vlan,))
+        root = ET.Element("network")
+        ET.SubElement(root, "name").text = name
+        if spec.get("description"):
+            metadata = ET.SubElement(root, "metadata")
+            ET.SubElement(metadata, "{%s}description"
+                          % METADATA_NAMESPACE).text = spec["description"]
+        if spec.get("from_network") is not None:
+            self._vlan_network_xml(root, spec["from_network"], vlan)
+        elif vlan is not None:
+            raise self.not_implemented(
+                "create an isolated network with a VLAN tag",
+                "libvirt tags VLANs only on Open vSwitch bridges; name one "
+                "in from_network")
+        # Without <forward> and <ip> the network is isolated: guests on it
+        # reach each other and nothing else.
+
+        network = self._call(self.conn.networkDefineXML, _to_xml(root))
+        try:
+            self._call(network.create)
+            self._call(network.setAutostart, 1)
+        except errors.SimplestackError:
+            try:
+                self._call(network.undefine)
+            except errors.SimplestackError as error:
+                logger.error("could not undefine network %s after a failed "
+                             "start: %s", name, error.message)
+            raise
+        logger.info("created network %s on %s", name, self.host)
+        return self._network_record(network)
+
+    def _vlan_network_xml(self, root, from_network, vlan):
+        """Fill ``root`` as a VLAN on ``from_network``'s Open vSwitch bridge."""
+        if vlan is None:
+            raise errors.InvalidArguments(
+                "from_network needs a vlan: the new network is a VLAN on it")
+        self._require("vlan", "create VLAN networks")
+        parent = ET.fromstring(self._call(
+            self._network(from_network).XMLDesc, 0))
+        bridge = parent.find("bridge")
+        if parent.find("virtualport[@type='openvswitch']") is None or \
+                bridge is None:
+            raise self.not_implemented(
+                "create a VLAN on network %s" % from_network,
+                "libvirt tags VLANs only on Open vSwitch bridges, and this "
+                "network is not one")
+        for existing in self._call(self.conn.listAllNetworks, 0):
+            other = ET.fromstring(self._call(existing.XMLDesc, 0))
+            other_bridge = other.find("bridge")
+            other_tag = other.find("vlan/tag")
+            if (other_bridge is not None and other_tag is not None
+                    and other_bridge.get("name") == bridge.get("name")
+                    and int(other_tag.get("id")) == vlan):
+                raise errors.Conflict(
+                    "network %s already has VLAN %d on bridge %s"
+                    % (existing.name(), vlan, bridge.get("name")))
+        ET.SubElement(root, "forward", mode="bridge")
+        ET.SubElement(root, "bridge", name=bridge.get("name"))
+        ET.SubElement(root, "virtualport", type="openvswitch")
+        ET.SubElement(ET.SubElement(root, "vlan"), "tag", id=str(vlan))
