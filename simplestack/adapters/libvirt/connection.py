@@ -16,7 +16,7 @@ from simplestack.adapters.libvirt.calls import (
 from simplestack.adapters.libvirt.settings import (
     TEST_DEFAULT_HOST, TEST_DEFAULT_URI)
 
-logger = logging.getLogger("simplestack.adapters.libvirt")
+logger = logging.getLogger(__name__)
 
 
 # -- process-wide test driver connections -----------------------------------

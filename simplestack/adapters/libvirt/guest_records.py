@@ -13,7 +13,7 @@ from simplestack import errors
 from simplestack.adapters.libvirt.constants import (
     DRIVER_GAPS, GIB, KIB, STATE_MAP)
 
-logger = logging.getLogger("simplestack.adapters.libvirt")
+logger = logging.getLogger(__name__)
 
 
 class GuestRecordsMixin:

@@ -10,7 +10,7 @@ from simplestack.adapters.libvirt.constants import DRIVER_GAPS, GIB, KIB
 from simplestack.adapters.libvirt.domain_xml import _to_xml
 from simplestack.adapters.libvirt.lookups import _validate_name
 
-logger = logging.getLogger("simplestack.adapters.libvirt")
+logger = logging.getLogger(__name__)
 
 
 class GuestsMixin:

@@ -15,7 +15,7 @@ from simplestack.adapters import base
 from simplestack.adapters.libvirt.constants import KIB
 from simplestack.adapters.libvirt.domain_xml import _to_xml
 
-logger = logging.getLogger("simplestack.adapters.libvirt")
+logger = logging.getLogger(__name__)
 
 #: Size of the chunks of an image export or import, in bytes.
 STREAM_CHUNK_SIZE = 256 * KIB

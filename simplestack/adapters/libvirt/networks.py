@@ -8,7 +8,7 @@ from simplestack.adapters.libvirt.constants import METADATA_NAMESPACE
 from simplestack.adapters.libvirt.domain_xml import _to_xml
 from simplestack.adapters.libvirt.lookups import _validate_name
 
-logger = logging.getLogger("simplestack.adapters.libvirt")
+logger = logging.getLogger(__name__)
 
 
 class NetworksMixin:
