@@ -98,12 +98,18 @@ ERROR_SCHEMA = {
 ERROR_STATUSES = {
     "400": "invalid JSON, schema violation or value out of range",
     "401": "missing or invalid token, or credentials the hypervisor rejects",
-    "403": "host not allowed",
     "404": "unknown hypervisor type, path or entity",
     "409": "the guest's state forbids the operation, or a duplicate",
+    "500": "a bug of the service; the log has the details",
     "501": "the hypervisor cannot do this",
     "502": "hypervisor error or hypervisor unreachable",
     "504": "hypervisor timeout",
+}
+BODY_ERROR_STATUSES = {
+    "413": "the JSON body is larger than the configured limit",
+}
+IMPORT_ERROR_STATUSES = {
+    "411": "the image upload has no Content-Length",
 }
 
 TOKEN_PARAMETER = {
@@ -146,16 +152,23 @@ def _operation(service, method, args):
                 "schema": node_to_json_schema(child)})
 
     schema = args.get("schema")
+    error_statuses = dict(ERROR_STATUSES)
     if import_validator in validators:
         operation["requestBody"] = IMAGE_BODY
+        error_statuses.update(IMPORT_ERROR_STATUSES)
     elif schema is not None:
-        content = {"application/json": {
-            "schema": node_to_json_schema(schema)}}
+        body_schema = node_to_json_schema(schema)
+        content = {"application/json": {"schema": body_schema}}
+        error_statuses.update(BODY_ERROR_STATUSES)
         if json_or_import_validator in validators:
             content["application/octet-stream"] = IMAGE_BODY[
                 "content"]["application/octet-stream"]
-        operation["requestBody"] = {"required": method == "POST",
-                                    "content": content}
+            error_statuses.update(IMPORT_ERROR_STATUSES)
+        # An empty body reads as {}: it is required only when the schema
+        # has a required field.
+        operation["requestBody"] = {
+            "required": bool(body_schema.get("required")),
+            "content": content}
 
     success = {"description": summary or "success"}
     if schema_factory is not None:
@@ -163,7 +176,7 @@ def _operation(service, method, args):
             "schema": node_to_json_schema(schema_factory())}}
     operation["responses"][str(status)] = success
     if service.path != "/":
-        for code, text in ERROR_STATUSES.items():
+        for code, text in sorted(error_statuses.items()):
             operation["responses"][code] = {
                 "description": text,
                 "content": {"application/json": {
@@ -187,8 +200,9 @@ def build_document(registry, version):
         "info": {
             "title": "Simplestack",
             "version": version,
-            "description": "Atomic tasks on Xen, VMware, KVM/QEMU, LXC and "
-                           "Hyper-V hosts named in the URL.",
+            "description": "Atomic tasks on the hypervisor host named in "
+                           "the URL; GET / lists the hypervisor types this "
+                           "service is configured for.",
         },
         "paths": paths,
         "components": {"schemas": {"Error": ERROR_SCHEMA}},

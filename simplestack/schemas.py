@@ -253,6 +253,13 @@ class StrictMapping(colander.Mapping):
         if cstruct is not colander.null and not isinstance(cstruct, dict):
             raise colander.Invalid(
                 node, "must be an object, got %s" % json_name(cstruct))
+        if cstruct is not colander.null and self.unknown == "raise":
+            known = [child.name for child in node.children]
+            unknown = sorted(set(cstruct) - set(known))
+            if unknown:
+                raise colander.Invalid(
+                    node, "unknown field(s) %s; known fields: %s"
+                    % (", ".join(unknown), ", ".join(sorted(known))))
         return super().deserialize(node, cstruct)
 
 

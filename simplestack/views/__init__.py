@@ -109,19 +109,25 @@ def select_page(request, items, fields=None, key="id"):
     selected = query.get("fields")
     if selected:
         if key is None or fields is None:
-            raise errors.InvalidArguments(
-                "this list has no record fields to select")
+            raise invalid_fields("this list has no record fields to select")
         unknown = sorted(set(selected) - set(fields))
         if unknown:
-            raise errors.InvalidArguments(
-                "unknown field(s) %s; known fields: %s"
-                % (", ".join(unknown), ", ".join(sorted(fields))))
+            raise invalid_fields("unknown field(s) %s; known fields: %s" % (
+                ", ".join(unknown), ", ".join(sorted(fields))))
         wanted = set(selected) | {key}
         items = [
             {name: value for name, value in item.items() if name in wanted}
             for item in items
         ]
     return items
+
+
+def invalid_fields(description):
+    """Build the 400 error for a bad ``fields`` query parameter."""
+    return errors.InvalidArguments(
+        "invalid request: fields: " + description,
+        details=[{"location": "querystring", "name": "fields",
+                  "description": description}])
 
 
 def schema_fields(schema_factory):

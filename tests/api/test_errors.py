@@ -72,6 +72,14 @@ def test_schema_errors_name_the_field(api):
     assert [detail["name"] for detail in body["details"]] == ["cpus"]
 
 
+def test_unknown_fields_are_named(api):
+    response = api.post_json(GUESTS, {"name": "x", "colour": "red"},
+                             status="*")
+    body = assert_error(response, 400, "InvalidArguments")
+    assert "unknown field(s) colour" in body["message"]
+    assert "{" not in body["message"]
+
+
 @pytest.mark.parametrize("payload", [
     {},                                   # name missing
     {"name": ""},

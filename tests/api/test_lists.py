@@ -79,3 +79,4 @@ def test_bad_list_parameters_are_400(api, query):
     response = api.get(GUESTS + "?" + query, status="*")
     assert response.status_int == 400
     assert response.json["error"] == "InvalidArguments"
+    assert response.json["details"][0]["location"] == "querystring"

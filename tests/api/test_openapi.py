@@ -57,6 +57,17 @@ def test_create_guest_schema_comes_from_colander(anonymous):
     assert "201" in post["responses"]
 
 
+def test_optional_bodies_are_not_required(anonymous):
+    document = anonymous.get("/openapi.json").json
+    post = document["paths"][
+        "/{hypervisor}/{host}/guests/{guest_id}/snapshots"]["post"]
+    assert post["requestBody"]["required"] is False
+    assert "413" in post["responses"]
+    imports = document["paths"][
+        "/{hypervisor}/{host}/storages/{storage_id}/guests"]["post"]
+    assert "411" in imports["responses"]
+
+
 def test_power_schema_enumerates_actions(anonymous):
     document = anonymous.get("/openapi.json").json
     put = document["paths"]["/{hypervisor}/{host}/guests/{guest_id}/power"][
