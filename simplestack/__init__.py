@@ -7,6 +7,7 @@ from pyramid.config import Configurator
 from simplestack.resources import root_factory
 from simplestack.responses import response_factory
 from simplestack.settings import parse_settings
+from simplestack.streams import StreamSlots
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +24,8 @@ def main(global_config, **raw_settings):
         config.set_root_factory(root_factory)
         config.add_tween("simplestack.tweens.request_summary_tween_factory")
         config.scan("simplestack.views")
+        config.registry.simplestack_stream_slots = StreamSlots(
+            settings["simplestack.max_concurrent_streams"])
         app = config.make_wsgi_app()
 
     logger.info("Simplestack started with hypervisor types: %s",

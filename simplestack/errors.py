@@ -26,6 +26,7 @@ status name                              raised when
 501    FeatureNotImplemented             the hypervisor or adapter cannot do it
 502    HypervisorError                   any other hypervisor failure
 502    HypervisorUnreachable             connection refused, DNS or TLS failure
+503    ServiceUnavailable                too many image streams; see Retry-After
 504    HypervisorTimeout                 no answer within the configured timeout
 =====  ================================  ==========================================
 """
@@ -49,13 +50,14 @@ class SimplestackError(Exception):
     name = "InternalError"
 
     def __init__(self, message, *, details=None, code=None, params=None,
-                 original=None):
+                 original=None, headers=None):
         super().__init__(message)
         self.message = message
         self.details = details
         self.code = code
         self.params = params
         self.original = original
+        self.headers = headers or {}
 
     def body(self):
         body = {"error": self.name, "message": self.message}
@@ -139,6 +141,11 @@ class HypervisorError(SimplestackError):
 class HypervisorUnreachable(SimplestackError):
     status = 502
     name = "HypervisorUnreachable"
+
+
+class ServiceUnavailable(SimplestackError):
+    status = 503
+    name = "ServiceUnavailable"
 
 
 class HypervisorTimeout(SimplestackError):

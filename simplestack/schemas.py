@@ -174,6 +174,8 @@ def unicast_mac(node, value):
             node, "must be a MAC address such as 52:54:00:12:34:56")
     if int(value[:2], 16) & 1:
         raise colander.Invalid(node, "must be a unicast MAC address")
+    if value.replace(":", "") == "000000000000":
+        raise colander.Invalid(node, "must not be 00:00:00:00:00:00")
 
 
 def ip_address_list(version):

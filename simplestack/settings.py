@@ -29,6 +29,11 @@ DEFAULTS = {
     "simplestack.hypervisors": "",
     # Largest JSON request body accepted, in bytes (image streams excluded).
     "simplestack.max_json_body_bytes": "1048576",
+    # Image exports and imports in progress at once, per process. Each
+    # holds a server worker thread for as long as its client takes, so
+    # keep this below the server's thread count: the rest stay free for
+    # other requests, and a stream over the limit answers 503.
+    "simplestack.max_concurrent_streams": "4",
 }
 
 
@@ -115,6 +120,8 @@ def parse_settings(raw_settings):
 
     settings["simplestack.max_json_body_bytes"] = _parse_positive_int(
         settings, "simplestack.max_json_body_bytes")
+    settings["simplestack.max_concurrent_streams"] = _parse_positive_int(
+        settings, "simplestack.max_concurrent_streams")
 
     hypervisor_types = {}
     declared = _parse_hypervisor_lines(settings["simplestack.hypervisors"])

@@ -49,7 +49,7 @@ def simplestack_error(exc, request):
             "request %s %s failed: %s %s (%s)", request.method, request.path,
             exc.name, exc.message, type(exc.original).__name__
             if exc.original is not None else "no hypervisor exception")
-    return errors.error_response(exc)
+    return errors.error_response(exc, exc.headers)
 
 
 @exception_view_config(HTTPException)

@@ -1,10 +1,13 @@
 """Guests: list, create or import, show, update, delete, power, clone, export."""
 
+from urllib.parse import quote
+
 import colander
 
 from simplestack import schemas
 from simplestack.adapters.base import POWER_ACTIONS
 from simplestack.responses import Response
+from simplestack.streams import stream_slots
 from simplestack.validation import json_body_validator, list_query_validator
 from simplestack.views import (
     child_path, created, describe, hypervisor_service, no_content,
@@ -176,17 +179,34 @@ def clone_guest(request):
 @guest_export.get()
 def export_guest(request):
     context = request.context
-    stream = context.adapter.export_guest(context.guest_id)
-    # From here the stream owns the connection: the request ends before
-    # the server has sent the body.
+    slot = stream_slots(request).acquire()
+    try:
+        stream = context.adapter.export_guest(context.guest_id)
+    except BaseException:
+        slot.release()
+        raise
+    # From here the stream owns the connection and the slot: the request
+    # ends before the server has sent the body.
     adapter = context.host_context.detach_adapter()
-    response = Response(app_iter=StreamBody(stream, adapter),
+    response = Response(app_iter=StreamBody(stream, adapter, slot),
                         content_type=stream.content_type)
     if stream.length is not None:
         response.content_length = stream.length
-    response.content_disposition = 'attachment; filename="%s"' % (
-        stream.filename.replace('"', "").replace("\\", ""))
+    response.content_disposition = attachment_header(stream.filename)
     return response
+
+
+def attachment_header(filename):
+    """Build a Content-Disposition for any file name (RFC 6266).
+
+    HTTP headers are Latin-1 on the wire, so the name goes in UTF-8 as
+    ``filename*`` with an ASCII ``filename`` fallback for old clients.
+    """
+    fallback = "".join(
+        char if 32 <= ord(char) < 127 and char not in '"\\' else "_"
+        for char in filename)
+    return "attachment; filename=\"%s\"; filename*=UTF-8''%s" % (
+        fallback, quote(filename, safe=""))
 
 
 describe(guests, "GET", 200, lambda: colander.SchemaNode(

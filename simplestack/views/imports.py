@@ -13,6 +13,7 @@ import colander
 
 from simplestack import errors, schemas
 from simplestack.resources import close_adapter
+from simplestack.streams import stream_slots
 from simplestack.validation import (
     read_json_body, single_query_values, validate_json)
 from simplestack.views import child_path, created
@@ -137,9 +138,13 @@ def json_or_import_validator(request, schema=None, **kwargs):
 def run_import(request, host_context, storage_id=None):
     """Import ``request.validated['upload']``; return the new guest (201)."""
     upload = request.validated["upload"]
-    record = host_context.adapter.import_guest(
-        upload, upload.length, request.content_type or None,
-        name=request.validated.get("name"), storage_id=storage_id)
+    slot = stream_slots(request).acquire()
+    try:
+        record = host_context.adapter.import_guest(
+            upload, upload.length, request.content_type or None,
+            name=request.validated.get("name"), storage_id=storage_id)
+    finally:
+        slot.release()
     logger.info("imported guest %s (%d bytes) on %s",
                 record["id"], upload.length, host_context.host)
     return created(request, record,
@@ -150,12 +155,14 @@ class StreamBody:
     """A response body over an ImageStream that also closes the adapter.
 
     The WSGI server calls ``close`` when the response ends, completed or
-    not, so the hypervisor connection lives exactly as long as the stream.
+    not, so the hypervisor connection and the stream slot live exactly as
+    long as the stream.
     """
 
-    def __init__(self, stream, adapter):
+    def __init__(self, stream, adapter, slot):
         self.stream = stream
         self.adapter = adapter
+        self.slot = slot
 
     def __iter__(self):
         try:
@@ -175,3 +182,4 @@ class StreamBody:
             if self.adapter is not None:
                 close_adapter(self.adapter)
                 self.adapter = None
+            self.slot.release()

@@ -14,12 +14,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 TESTING_INI = os.path.join(ROOT, "testing.ini")
 
 # Extra hypervisor types for the tests of the service itself: one whose
-# adapter records every open and close, one with a bug, and QEMU over
-# plain TCP, for connections refused on loopback.
+# adapter records every open and close, one with a bug, one whose exports
+# work on the test driver, and QEMU over plain TCP, for connections
+# refused on loopback.
 EXTRA_TYPES = """
 tracked = tests.api.adapters:RecordingAdapter
 broken = tests.api.adapters:BrokenAdapter
 tcp = simplestack.adapters.libvirt:LibvirtAdapter
+streaming = tests.api.adapters:StreamingAdapter
 """
 
 
@@ -28,6 +30,7 @@ def app_settings(**overrides):
     settings["simplestack.hypervisors"] += EXTRA_TYPES
     settings["simplestack.hypervisor.tracked.driver"] = "test"
     settings["simplestack.hypervisor.broken.driver"] = "test"
+    settings["simplestack.hypervisor.streaming.driver"] = "test"
     settings["simplestack.hypervisor.tcp.driver"] = "qemu"
     settings["simplestack.hypervisor.tcp.uri_template"] = \
         "qemu+tcp://{host}/system"
