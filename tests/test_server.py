@@ -3,18 +3,7 @@
 import http.client
 import json
 
-import pytest
-
 from tests.conftest import CANARY_PASSWORD, make_token
-from tests.server import Server
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    running = Server(str(tmp_path_factory.mktemp("server") / "pserve.log"))
-    running.start()
-    yield running
-    running.stop()
 
 
 def request(server, method, path, body=None, headers=None):

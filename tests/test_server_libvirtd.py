@@ -13,17 +13,15 @@ import hashlib
 import http.client
 import json
 import os
-import tempfile
 import time
 
 import pytest
 
 from tests import backends
-from tests.conftest import CANARY_PASSWORD, make_token
+from tests.conftest import make_token
 from tests.libvirt_fixtures import (
     iso_volume, libvirtd_client_ids, open_connection, temporary_network,
     temporary_pool)
-from tests.server import Server
 
 REAL_BACKENDS = [name for name in backends.required_backends()
                  if name in ("qemu", "lxc")]
@@ -31,15 +29,6 @@ REAL_BACKENDS = [name for name in backends.required_backends()
 pytestmark = pytest.mark.skipif(
     not REAL_BACKENDS,
     reason="SIMPLESTACK_TEST_BACKENDS lists neither qemu nor lxc")
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    running = Server(str(tmp_path_factory.mktemp("server") / "pserve.log"))
-    running.start()
-    yield running
-    running.stop()
-    assert CANARY_PASSWORD not in running.read_log()
 
 
 class Client:

@@ -24,7 +24,6 @@ from tests import backends
 from tests.conftest import CANARY_PASSWORD, make_token
 from tests.libvirt_fixtures import (
     libvirtd_client_ids, open_connection, temporary_network, temporary_pool)
-from tests.server import Server
 
 QEMU = "/qemu/localhost"
 
@@ -85,15 +84,6 @@ class HttpClient:
         guest = self.ok("POST", "/guests", spec, status=201)
         cleanup.append(guest["id"])
         return guest
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    running = Server(str(tmp_path_factory.mktemp("server") / "pserve.log"))
-    running.start()
-    yield running
-    running.stop()
-    assert CANARY_PASSWORD not in running.read_log()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from tests.api.conftest import unique_name
 from tests.attacks.conftest import GUESTS, HOST
 from tests.attacks.round2_http import (  # noqa: F401 (pytest fixtures)
     guest_cleanup, http_client, pool_volume_names, qemu_connection,
-    qemu_network, qemu_pool, requires_qemu, server)
+    qemu_network, qemu_pool, requires_qemu)
 
 # Concurrent requests per race test: enough to collide on one free
 # target letter or USB port, few enough for a 64 MiB TCG guest.

@@ -16,7 +16,7 @@ import pytest
 from tests import backends
 from tests.attacks.round2_http import (  # noqa: F401 (pytest fixtures)
     QEMU, guest_cleanup, http_client, pool_volume_names, qemu_connection,
-    qemu_pool, random_bytes, requires_qemu, server, wait_for_no_clients)
+    qemu_pool, random_bytes, requires_qemu, wait_for_no_clients)
 from tests.conftest import make_token
 
 pytestmark = requires_qemu

@@ -8,7 +8,7 @@ none of its volumes in the pool.
 from tests import backends
 from tests.attacks.round2_http import (  # noqa: F401 (pytest fixtures)
     guest_cleanup, http_client, pool_volume_names, qemu_connection,
-    qemu_pool, requires_qemu, server)
+    qemu_pool, requires_qemu)
 
 pytestmark = requires_qemu
 
