@@ -18,6 +18,10 @@ extras = {
         "pytest==9.2.0",
         "WebTest==3.0.7",
         "openapi-spec-validator==0.9.0",
+        # The XAPI simulator's tests drive it with the real SDK; trustme
+        # makes the development CA that the simulators' TLS uses.
+        "XenAPI==26.21.1",
+        "trustme==1.2.1",
     ],
 }
 
