@@ -135,8 +135,13 @@ def coerce(kind, value, name):
                 value = value.value
             return datetime.datetime.strptime(value.replace("-", ""), "%Y%m%dT%H:%M:%SZ")
         if tag == "enum":
-            for canonical in ENUMS.get(kind[1], ()):
-                if canonical.lower() == str(value).lower():
+            if not isinstance(value, str):
+                raise TypeError
+            if kind[1] not in ENUMS:
+                # An enum the simulator does not list: taken as sent.
+                return value
+            for canonical in ENUMS[kind[1]]:
+                if canonical.lower() == value.lower():
                     return canonical
             raise TypeError
         if tag == "set":

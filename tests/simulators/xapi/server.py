@@ -61,8 +61,9 @@ class XapiServer(ThreadingHTTPServer):
 
 class XapiRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server_version = "xapi/24.19"
-    sys_version = ""
+
+    def version_string(self):
+        return "xapi/24.19"
 
     def log_message(self, format, *args):
         log.debug("%s %s", self.address_string(), format % args)
