@@ -173,3 +173,86 @@ def test_stalled_exports_leave_service_responsive(
 
     assert status == 200
     assert wait_for_no_clients(server.process.pid, timeout=20) == []
+
+
+def backed_volume(pool, backing_file):
+    """Create a qcow2 volume in ``pool`` whose backing file is ``backing_file``."""
+    return pool.createXML(
+        "<volume><name>%s.qcow2</name><capacity>1048576</capacity>"
+        "<target><format type='qcow2'/></target>"
+        "<backingStore><path>%s</path><format type='raw'/></backingStore>"
+        "</volume>" % (backends.unique_name("backed"), backing_file), 0)
+
+
+@pytest.fixture
+def host_secret(tmp_path):
+    secret = tmp_path / "host-secret.raw"
+    secret.write_bytes(b"sstest-host-secret".ljust(1024 * 1024, b"\0"))
+    secret.chmod(0o600)
+    return secret
+
+
+@pytest.mark.parametrize("reference", ["name", "path"])
+def test_template_with_backing_file_is_400(http_client, qemu_pool,
+                                           host_secret, reference):
+    # Creating a guest from a template copies the template with qemu-img
+    # convert, which would read the backing file into the new disk.
+    backed = backed_volume(qemu_pool, host_secret)
+    try:
+        volumes_before = pool_volume_names(qemu_pool)
+        name = backends.unique_name("atk")
+
+        status, body, _response = http_client.request("POST", "/guests", {
+            "name": name, "memory": 64,
+            "template": backed.name() if reference == "name"
+            else backed.path(),
+            "storage_id": qemu_pool.UUIDString()})
+
+        assert status == 400, body
+        assert body["error"] == "InvalidArguments"
+        assert "backing file" in body["message"]
+        assert pool_volume_names(qemu_pool) == volumes_before
+        assert http_client.request("GET", "/guests/" + name)[0] == 404
+    finally:
+        backed.delete(0)
+
+
+def test_clone_of_disk_with_backing_file_is_400(
+        http_client, qemu_connection, qemu_pool, host_secret, guest_cleanup):
+    backed = backed_volume(qemu_pool, host_secret)
+    domain = qemu_connection.defineXML(backends.qemu_domain_xml(
+        backends.unique_name("atk"), backed.path()))
+    guest_cleanup.append(domain.UUIDString())
+    volumes_before = pool_volume_names(qemu_pool)
+    name = backends.unique_name("atk")
+
+    status, body, _response = http_client.request(
+        "POST", "/guests/%s/clone" % domain.UUIDString(), {"name": name})
+
+    assert status == 400, body
+    assert body["error"] == "InvalidArguments"
+    assert "backing file" in body["message"]
+    assert pool_volume_names(qemu_pool) == volumes_before
+    assert http_client.request("GET", "/guests/" + name)[0] == 404
+
+
+@pytest.mark.skipif(shutil.which("qemu-img") is None,
+                    reason="qemu-img is not installed")
+def test_import_external_data_file_is_400(http_client, qemu_pool, tmp_path,
+                                          host_secret):
+    # A qcow2 image can keep its clusters in an external data file that
+    # its header names, which QEMU and qemu-img then open.
+    image = tmp_path / "external.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-o",
+                    "data_file=%s,data_file_raw=on" % host_secret,
+                    str(image), "1M"], check=True)
+    volumes_before = pool_volume_names(qemu_pool)
+    name = backends.unique_name("atk")
+
+    status, body = http_client.upload(import_path(qemu_pool, name),
+                                      image.read_bytes(),
+                                      "application/x-qemu-disk")
+
+    assert status == 400, body
+    assert "external data file" in body["message"]
+    assert pool_volume_names(qemu_pool) == volumes_before

@@ -52,6 +52,9 @@ snapshots.py
     Snapshots.
 tags.py
     Guest tags.
+volumes.py
+    Checks on uploaded qcow2 headers and on storage volumes before a copy
+    or a mount, and on the free space of pools.
 
 Every module logs to the logger ``simplestack.adapters.libvirt``, so log
 lines name the package, not the module.
@@ -82,7 +85,9 @@ from simplestack.adapters.libvirt.domain_xml import (  # noqa: F401
     _to_xml)
 from simplestack.adapters.libvirt.hosts import _version_string  # noqa: F401
 from simplestack.adapters.libvirt.images import (  # noqa: F401
-    QCOW2_MAGIC, STREAM_CHUNK_SIZE, _qcow2_virtual_size, _read_exactly)
+    STREAM_CHUNK_SIZE, _read_exactly)
+from simplestack.adapters.libvirt.volumes import (  # noqa: F401
+    COPYABLE_FORMATS, MEDIA_FORMATS, QCOW2_MAGIC, _parse_qcow2_header)
 from simplestack.adapters.libvirt.devices import (  # noqa: F401
     MAC_PATTERN, _normalize_mac, _random_mac)
 from simplestack.adapters.libvirt.snapshots import (  # noqa: F401

@@ -15,6 +15,7 @@ from simplestack.adapters.libvirt.power import PowerMixin
 from simplestack.adapters.libvirt.settings import SettingsMixin
 from simplestack.adapters.libvirt.snapshots import SnapshotsMixin
 from simplestack.adapters.libvirt.tags import TagsMixin
+from simplestack.adapters.libvirt.volumes import VolumesMixin
 
 HYPERVISOR_NAMES = {
     "kvm": "libvirt (KVM)",
@@ -31,7 +32,7 @@ class LibvirtAdapter(SettingsMixin, ConnectionMixin, CallsMixin,
                      LookupsMixin, DomainXmlMixin, HostsMixin,
                      GuestRecordsMixin, GuestsMixin, PowerMixin,
                      ImagesMixin, DevicesMixin, NetworksMixin,
-                     SnapshotsMixin, TagsMixin, base.Adapter):
+                     SnapshotsMixin, TagsMixin, VolumesMixin, base.Adapter):
     """Adapter for the libvirt drivers QEMU, LXC, test and Hyper-V."""
 
     def __init__(self, type_name, host, credentials, config):

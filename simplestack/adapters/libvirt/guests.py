@@ -9,6 +9,7 @@ from simplestack import errors
 from simplestack.adapters.libvirt.constants import DRIVER_GAPS, GIB, KIB
 from simplestack.adapters.libvirt.domain_xml import _to_xml
 from simplestack.adapters.libvirt.lookups import _validate_name
+from simplestack.adapters.libvirt.volumes import _size_text
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,11 @@ class GuestsMixin:
                               % (name, pool.name()))
 
     def _template_volume(self, template):
-        """Find the volume ``template`` names: a key, a path or a name."""
+        """Find the volume ``template`` names: a key, a path or a name.
+
+        Every lookup finds volumes inside storage pools only: a path that
+        no pool holds is not found, whatever file it names.
+        """
         template = str(template)
         if template.startswith("/"):
             volume = self._volume_by_path(template)
@@ -105,6 +110,8 @@ class GuestsMixin:
         pool = None
         if spec.get("template") is not None:
             template = self._template_volume(spec["template"])
+            self._check_copy_source(template,
+                                    "template %s" % spec["template"])
         if hdd is not None or template is not None:
             pool = self._default_pool(spec.get("storage_id"))
         elif spec.get("storage_id") is not None:
@@ -120,6 +127,8 @@ class GuestsMixin:
             capacity = max(capacity or 0, template_size)
         volume_name = "%s-disk0.qcow2" % name
         if pool is not None:
+            self._check_space(pool, capacity, "a %s disk" % _size_text(
+                capacity))
             self._check_volume_name_free(pool, volume_name)
 
         domain_element = self._domain_element(name, memory, cpus)

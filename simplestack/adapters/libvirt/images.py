@@ -5,7 +5,6 @@ raw image into a new volume and defines a guest around it.
 """
 
 import logging
-import struct
 import uuid
 
 import libvirt
@@ -14,23 +13,13 @@ from simplestack import errors
 from simplestack.adapters import base
 from simplestack.adapters.libvirt.constants import KIB
 from simplestack.adapters.libvirt.domain_xml import _to_xml
+from simplestack.adapters.libvirt.volumes import (
+    QCOW2_MAGIC, _parse_qcow2_header)
 
 logger = logging.getLogger(__name__)
 
 #: Size of the chunks of an image export or import, in bytes.
 STREAM_CHUNK_SIZE = 256 * KIB
-
-#: First bytes of a qcow2 image ("QFI" and 0xfb).
-QCOW2_MAGIC = b"QFI\xfb"
-
-
-def _qcow2_virtual_size(header):
-    """Return the virtual size in a qcow2 header (bytes 24-31, big-endian)."""
-    if len(header) < 32:
-        raise errors.InvalidArguments(
-            "the image is too short for a qcow2 header (%d bytes)"
-            % len(header))
-    return struct.unpack(">Q", header[24:32])[0]
 
 
 def _read_exactly(stream, size):
@@ -65,6 +54,8 @@ class ImagesMixin:
                 raise self.not_implemented(
                     "clone guest %s" % description.name,
                     "disk %s is not a storage volume" % disk.target)
+            self._check_copy_source(volume, "disk %s of guest %s" % (
+                disk.target, description.name))
             pool = self._call(volume.storagePoolLookupByVolume)
             copy_name = "%s-disk%d.%s" % (name, disk.number,
                                           disk.format or "qcow2")
@@ -172,7 +163,7 @@ class ImagesMixin:
         first = _read_exactly(stream, min(length, STREAM_CHUNK_SIZE))
         if first.startswith(QCOW2_MAGIC):
             volume_format = "qcow2"
-            capacity = _qcow2_virtual_size(first)
+            capacity = _parse_qcow2_header(first)
         elif len(first) >= 262 and first[257:262] == b"ustar":
             raise self.not_implemented(
                 "import tar archives (XVA, OVA)",
@@ -180,6 +171,7 @@ class ImagesMixin:
         else:
             volume_format = "raw"
             capacity = length
+        self._check_space(pool, capacity, "the %s image" % volume_format)
         volume_name = "%s-disk0.%s" % (name, volume_format)
         self._check_volume_name_free(pool, volume_name)
 
