@@ -186,3 +186,72 @@ def test_concurrent_imports_of_one_name_conflict(http_client, qemu_pool):
 
     expected = [201] + [409] * (CONCURRENT_REQUESTS - 1)
     assert statuses == [expected] * RACE_ROUNDS
+
+
+@pytest.fixture
+def inactive_network(qemu_connection):
+    """A defined network that was never started."""
+    network = qemu_connection.networkDefineXML(
+        "<network><name>%s</name></network>" % backends.unique_name("net"))
+    yield network
+    network.undefine()
+
+
+def test_unknown_network_id_is_404(api):
+    name = unique_name()
+
+    response = api.post_json(GUESTS, {
+        "name": name, "network": "00000000-0000-4000-8000-000000000000"},
+        status="*")
+
+    assert response.status_int == 404, response.text
+    assert api.get(GUESTS + "/" + name, status="*").status_int == 404
+
+
+@requires_qemu
+def test_nic_update_network_by_id(http_client, qemu_network, guest_cleanup):
+    guest = http_client.create_guest(guest_cleanup,
+                                     network=qemu_network.name())
+    nic = http_client.ok("GET", "/guests/%s/network_interfaces"
+                         % guest["id"])[0]
+
+    updated = http_client.ok("PUT", "/guests/%s/network_interfaces/%s" % (
+        guest["id"], nic["id"]), {"network": qemu_network.UUIDString()})
+
+    assert updated["network"] == qemu_network.name()
+
+
+@requires_qemu
+def test_nic_on_inactive_network_is_409(http_client, inactive_network,
+                                        guest_cleanup):
+    # libvirt reports the inactive network as VIR_ERR_OPERATION_INVALID,
+    # which read as a problem with the guest's state.
+    guest = http_client.create_guest(guest_cleanup)
+    guest_path = "/guests/" + guest["id"]
+    http_client.ok("PUT", guest_path + "/power", {"state": "start"})
+
+    status, body, _response = http_client.request(
+        "POST", guest_path + "/network_interfaces",
+        {"network": inactive_network.UUIDString()})
+    nics = http_client.ok("GET", guest_path + "/network_interfaces")
+
+    assert status == 409, body
+    assert body["error"] == "Conflict"
+    assert "inactive" in body["message"]
+    assert nics == []
+
+
+@requires_qemu
+def test_start_on_inactive_network_is_409(http_client, inactive_network,
+                                          guest_cleanup):
+    guest = http_client.create_guest(guest_cleanup,
+                                     network=inactive_network.name())
+
+    status, body, _response = http_client.request(
+        "PUT", "/guests/%s/power" % guest["id"], {"state": "start"})
+
+    assert status == 409, body
+    assert body["error"] == "Conflict"
+    assert inactive_network.name() in body["message"]
+    assert http_client.ok("GET", "/guests/" + guest["id"])["state"] == \
+        "STOPPED"

@@ -228,7 +228,9 @@ class DevicesMixin:
         network = spec.get("network")
         if not network:
             raise errors.InvalidArguments("a network name is required")
-        self._network(network)
+        network = self._network_name(network)
+        if self._call(domain.isActive, domain=domain):
+            self._check_network_active(network, description.name)
         mac = spec.get("mac")
         if mac is not None:
             mac = _normalize_mac(mac)
@@ -274,13 +276,20 @@ class DevicesMixin:
                 "the LXC driver changes the devices of stopped containers "
                 "only")
 
-        element = interface.element
+        network = None
         if changes.get("network") is not None:
-            self._network(changes["network"])
+            network = self._network_name(changes["network"])
+            if self._call(domain.isActive, domain=domain):
+                self._check_network_active(network, description.name)
+        if "rate_limit" in changes:
+            self._check_rate_limit(changes["rate_limit"])
+
+        element = interface.element
+        if network is not None:
             source = element.find("source")
             element.set("type", "network")
             source.attrib.clear()
-            source.set("network", changes["network"])
+            source.set("network", network)
         if changes.get("active") is not None:
             link = element.find("link")
             if link is None:
@@ -293,10 +302,7 @@ class DevicesMixin:
         return self.get_nic(guest_id, mac)
 
     @staticmethod
-    def _set_rate_limit(element, rate_limit):
-        bandwidth = element.find("bandwidth")
-        if bandwidth is not None:
-            element.remove(bandwidth)
+    def _check_rate_limit(rate_limit):
         if rate_limit is None:
             return
         if (not isinstance(rate_limit, int) or isinstance(rate_limit, bool)
@@ -304,6 +310,14 @@ class DevicesMixin:
             raise errors.InvalidArguments(
                 "invalid rate_limit %r; expected at least 8192 bits per "
                 "second (libvirt counts whole KiB/s)" % (rate_limit,))
+
+    @staticmethod
+    def _set_rate_limit(element, rate_limit):
+        bandwidth = element.find("bandwidth")
+        if bandwidth is not None:
+            element.remove(bandwidth)
+        if rate_limit is None:
+            return
         average = str(rate_limit // (8 * KIB))
         bandwidth = ET.SubElement(element, "bandwidth")
         ET.SubElement(bandwidth, "inbound", average=average)

@@ -104,7 +104,7 @@ class GuestsMixin:
         self._check_name_free(name)
         network = spec.get("network") or self.config["network"] or None
         if network is not None:
-            self._network(network)
+            network = self._network_name(network)
 
         template = None
         pool = None

@@ -159,6 +159,9 @@ class ImagesMixin:
         name = name or "import-%s" % uuid.uuid4().hex[:8]
         self._check_name_free(name)
         pool = self._default_pool(storage_id)
+        network = None
+        if self.config["network"]:
+            network = self._network_name(self.config["network"])
 
         first = _read_exactly(stream, min(length, STREAM_CHUNK_SIZE))
         if first.startswith(QCOW2_MAGIC):
@@ -184,9 +187,8 @@ class ImagesMixin:
             devices.append(self._disk_element(self._call(volume.path), "sda",
                                               volume_format))
             devices.append(self._cdrom_element("sdb"))
-            if self.config["network"]:
-                devices.append(self._interface_element(
-                    self.config["network"]))
+            if network is not None:
+                devices.append(self._interface_element(network))
             domain = self._call(self.conn.defineXML, _to_xml(domain_element))
         except BaseException:
             self._delete_volumes([volume])

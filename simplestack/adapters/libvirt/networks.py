@@ -42,6 +42,44 @@ class NetworksMixin:
     def get_network(self, network_id):
         return self._network_record(self._network(network_id))
 
+    def _network_name(self, network_id):
+        """Return the name of the network ``network_id`` (a UUID or name).
+
+        Domain XML refers to networks by name, and callers may pass the id
+        that GET /networks returns.
+        """
+        return self._network(network_id).name()
+
+    def _check_network_active(self, network_name, guest_name):
+        """Raise Conflict unless the network exists and is active.
+
+        A running guest cannot connect an interface to an inactive
+        network. libvirt reports that as an invalid operation, which the
+        adapter would report as a problem with the guest's state.
+        """
+        try:
+            network = self._call(self.conn.networkLookupByName,
+                                 network_name)
+        except errors.EntityNotFound as error:
+            raise errors.Conflict(
+                "guest %s has a network interface on network %s, which "
+                "does not exist; move the interface to another network"
+                % (guest_name, network_name), original=error.original)
+        if not self._call(network.isActive):
+            raise errors.Conflict(
+                "network %s is inactive, so guest %s cannot connect to it "
+                "while running; start the network first, or change the "
+                "guest while it is stopped" % (network_name, guest_name))
+
+    def _check_guest_networks(self, description):
+        """Raise Conflict unless every network the guest's interfaces name
+        is active, as a guest start needs."""
+        for interface in description.interfaces:
+            if interface.element.get("type") == "network" and \
+                    interface.network:
+                self._check_network_active(interface.network,
+                                           description.name)
+
     def create_network(self, spec):
         if self.driver == "hyperv":
             raise self.not_implemented("create networks",

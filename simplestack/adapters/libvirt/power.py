@@ -32,6 +32,8 @@ class PowerMixin:
             raise errors.InvalidState(
                 "cannot %s guest %s: it is %s"
                 % (action.replace("_", " "), guest_id, state))
+        if action == "start":
+            self._check_guest_networks(self._describe(domain, inactive=True))
         if action == "resume" and \
                 native_state == libvirt.VIR_DOMAIN_PMSUSPENDED:
             self._call(domain.pMWakeup, 0, domain=domain)
