@@ -1,16 +1,32 @@
-"""The XAPI simulator, driven by the real XenAPI SDK (26.21.1) over HTTPS."""
+"""The XAPI simulator, driven by the real XenAPI SDK (26.21.1) over HTTPS.
 
+Most tests share the session-scoped ``xapi_simulator`` (HTTPS, 3 seeded
+guests). ``plain_simulator`` is a second one over plain HTTP that models a
+pool without dynamic memory control and Async tasks that take 0.5 s.
+"""
+
+import concurrent.futures
 import contextlib
+import hashlib
 import http.client
+import io
+import os
+import re
 import ssl
+import subprocess
+import sys
+import tarfile
+import threading
 import time
+import urllib.parse
 import uuid
 import xmlrpc.client
 
 import pytest
 import XenAPI
 
-from tests.simulators.fixtures import xapi_simulator  # noqa: F401
+from tests.simulators import ca
+from tests.simulators.fixtures import XapiSimulator, xapi_simulator  # noqa: F401
 
 GIB = 1024 ** 3
 MIB = 1024 ** 2
@@ -23,21 +39,65 @@ class CATransport(xmlrpc.client.SafeTransport):
         super().__init__(context=ssl.create_default_context(cafile=ca_bundle))
 
 
+def transport_for(simulator):
+    if simulator.http:
+        return xmlrpc.client.Transport()
+    return CATransport(simulator.ca_bundle)
+
+
 def open_session(simulator, url=None, originator="simulator-tests"):
-    session = XenAPI.Session(url or simulator.url,
-                             transport=CATransport(simulator.ca_bundle))
+    session = XenAPI.Session(url or simulator.url, transport=transport_for(simulator))
     session.xenapi.login_with_password(simulator.username, simulator.password,
                                        "2.21", originator)
     return session
 
 
+def raw_proxy(simulator, url=None):
+    """An XML-RPC proxy without the SDK's session handling and retries."""
+    return xmlrpc.client.ServerProxy(url or simulator.url,
+                                     transport=transport_for(simulator))
+
+
+def connection(simulator):
+    parts = urllib.parse.urlsplit(simulator.url)
+    if simulator.http:
+        return http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    return http.client.HTTPSConnection(
+        parts.hostname, parts.port, timeout=30,
+        context=ssl.create_default_context(cafile=simulator.ca_bundle))
+
+
+@pytest.fixture(scope="module")
+def plain_simulator():
+    simulator = XapiSimulator("--http", "--no-dynamic-memory", "--task-delay", "0.5",
+                              http=True).start()
+    try:
+        yield simulator
+    finally:
+        simulator.stop()
+
+
 @pytest.fixture
-def xapi(xapi_simulator):
-    session = open_session(xapi_simulator)
+def plain(plain_simulator):
+    session = open_session(plain_simulator)
     try:
         yield session.xenapi
     finally:
         session.xenapi.session.logout()
+
+
+@pytest.fixture
+def xapi_session(xapi_simulator):
+    session = open_session(xapi_simulator)
+    try:
+        yield session
+    finally:
+        session.xenapi.session.logout()
+
+
+@pytest.fixture
+def xapi(xapi_session):
+    return xapi_session.xenapi
 
 
 def failure_of(call, *args):
@@ -138,3 +198,482 @@ def test_power_cycle_and_bad_power_state(xapi):
             ["VM_BAD_POWER_STATE", vm, "halted, suspended", "running"]
         xapi.VM.clean_shutdown(vm)
         assert xapi.VM.get_resident_on(vm) == "OpaqueRef:NULL"
+
+
+def test_logout_invalidates_session(xapi_simulator):
+    proxy = raw_proxy(xapi_simulator)
+    login = proxy.session.login_with_password("root", "simulator", "2.21", "raw")
+    session = login["Value"]
+    assert login["Status"] == "Success"
+    assert proxy.session.logout(session) == {"Status": "Success", "Value": ""}
+    answer = proxy.VM.get_all(session)
+    assert answer == {"Status": "Failure",
+                      "ErrorDescription": ["SESSION_INVALID", session]}
+
+
+def test_member_rejects_calls_with_valid_session(xapi_simulator):
+    session = open_session(xapi_simulator)
+    try:
+        answer = raw_proxy(xapi_simulator, xapi_simulator.member_url).VM.get_all(
+            session._session)
+        assert answer["ErrorDescription"] == ["HOST_IS_SLAVE", "127.0.0.1"]
+    finally:
+        session.xenapi.session.logout()
+
+
+def test_async_unknown_method_and_count_answer_at_once(xapi):
+    assert failure_of(xapi.Async.VM.frobnicate) == \
+        ["MESSAGE_METHOD_UNKNOWN", "Async.VM.frobnicate"]
+    assert failure_of(xapi.Async.VM.clean_shutdown) == \
+        ["MESSAGE_PARAMETER_COUNT_MISMATCH", "Async.VM.clean_shutdown", "2", "1"]
+
+
+def test_wrong_argument_type_is_field_type_error(xapi):
+    vm = xapi.VM.get_by_name_label("sim-vm-001")[0]
+    assert failure_of(xapi.VM.start, vm, "yes", False) == \
+        ["FIELD_TYPE_ERROR", "start_paused"]
+
+
+def test_malformed_body_answers_http_500(xapi_simulator):
+    conn = connection(xapi_simulator)
+    conn.request("POST", "/", body=b"<methodCall><methodName>VM.get_all",
+                 headers={"Content-Type": "text/xml"})
+    assert conn.getresponse().status == 500
+
+
+def test_envelope_uses_bare_strings_and_xapi_datetimes(xapi_simulator):
+    session = open_session(xapi_simulator)
+    try:
+        vm = session.xenapi.VM.get_by_name_label("sim-vm-002")[0]
+        body = xmlrpc.client.dumps((session._session, vm), "VM.get_record").encode()
+        conn = connection(xapi_simulator)
+        conn.request("POST", "/", body=body, headers={"Content-Type": "text/xml"})
+        response = conn.getresponse()
+        text = response.read().decode()
+    finally:
+        session.xenapi.session.logout()
+    assert response.status == 200
+    assert "<fault>" not in text
+    assert "<name>Status</name><value>Success</value>" in text
+    assert "<name>domid</name><value>-1</value>" in text
+    assert "<name>resident_on</name><value>OpaqueRef:NULL</value>" in text
+    assert re.search(r"<name>snapshot_time</name><value><dateTime.iso8601>"
+                     r"\d{8}T\d\d:\d\d:\d\dZ</dateTime.iso8601>", text)
+
+
+# Implicit messages and the query grammar
+
+def test_get_all_includes_templates_and_control_domains(xapi):
+    records = xapi.VM.get_all_records()
+    templates = [r for r in records.values() if r["is_a_template"] and not r["is_a_snapshot"]]
+    control = [r for r in records.values() if r["is_control_domain"]]
+    assert len(templates) >= 30
+    assert all(r["is_default_template"] for r in templates
+               if r["other_config"].get("default_template") == "true")
+    assert len(control) == 2
+    assert set(xapi.VM.get_all()) == set(records)
+
+
+def test_query_grammar_filters_on_stored_text(xapi):
+    guests = xapi.VM.get_all_records_where(
+        'field "is_a_template" = "false" and field "is_control_domain" = "false"')
+    assert {"sim-vm-001", "sim-vm-002", "sim-vm-003"} <= \
+        {r["name_label"] for r in guests.values()}
+    assert all(not r["is_a_template"] for r in guests.values())
+
+    named = xapi.VM.get_all_where('field "name__label" = "sim-vm-002"')
+    assert named == xapi.VM.get_by_name_label("sim-vm-002")
+    either = xapi.VM.get_all_where('field "name__label" = "sim-vm-001" or '
+                                   'field "name__label" = "sim-vm-003"')
+    assert len(either) == 2
+    not_halted = xapi.VM.get_all_records_where(
+        'not (field "power_state" = "Halted") and field "is_control_domain" = "false"')
+    assert all(r["power_state"] != "Halted" for r in not_halted.values())
+    memory = xapi.VM.get_all_where('field "memory__static_max" = "%d"' % (512 * MIB))
+    assert xapi.VM.get_by_name_label("sim-vm-001")[0] in memory
+
+
+def test_query_errors(xapi):
+    assert failure_of(xapi.VM.get_all_where, 'field "name__label" ==') == \
+        ["INVALID_VALUE", "expr", 'field "name__label" ==']
+    details = failure_of(xapi.VM.get_all_where, 'field "name_label" = "x"')
+    assert details[0] == "INTERNAL_ERROR"
+
+
+def test_lookups_raise_handle_and_uuid_errors(xapi):
+    assert failure_of(xapi.VM.get_record, "OpaqueRef:nope") == \
+        ["HANDLE_INVALID", "VM", "OpaqueRef:nope"]
+    missing = str(uuid.uuid4())
+    assert failure_of(xapi.SR.get_by_uuid, missing) == ["UUID_INVALID", "SR", missing]
+    assert failure_of(xapi.VM.set_power_state, "OpaqueRef:NULL", "Running")[0] == \
+        "MESSAGE_METHOD_UNKNOWN"
+
+
+def test_setters_and_map_and_set_messages(xapi):
+    vm = xapi.VM.get_by_name_label("sim-vm-003")[0]
+    name = unique("renamed")
+    xapi.VM.set_name_label(vm, name)
+    assert xapi.VM.get_by_name_label(name) == [vm]
+    xapi.VM.set_name_label(vm, "sim-vm-003")
+
+    key = unique("key")
+    xapi.VM.add_to_other_config(vm, key, "1")
+    assert failure_of(xapi.VM.add_to_other_config, vm, key, "2") == \
+        ["MAP_DUPLICATE_KEY", "VM", "other_config", xapi.VM.get_uuid(vm), key]
+    xapi.VM.remove_from_other_config(vm, key)
+    assert key not in xapi.VM.get_other_config(vm)
+
+    xapi.VM.add_tags(vm, "blue")
+    xapi.VM.add_tags(vm, "blue")
+    assert xapi.VM.get_tags(vm).count("blue") == 1
+    xapi.VM.remove_tags(vm, "blue")
+    assert "blue" not in xapi.VM.get_tags(vm)
+
+
+def test_create_needs_constructor_fields(xapi):
+    assert failure_of(xapi.VM.create, {"name_label": "incomplete"})[0] == \
+        "FIELD_TYPE_ERROR"
+
+
+def test_pool_hosts_and_metrics(xapi_session):
+    xapi = xapi_session.xenapi
+    pool = xapi.pool.get_all()[0]
+    master = xapi.pool.get_master(pool)
+    hosts = xapi.host.get_all_records()
+    assert len(hosts) == 2
+    assert hosts[master]["address"] == "127.0.0.1"
+    member = [h for h in hosts if h != master][0]
+    assert hosts[member]["address"] == "127.0.0.2"
+    metrics = xapi.host_metrics.get_record(hosts[master]["metrics"])
+    assert int(metrics["memory_free"]) < int(metrics["memory_total"])
+    assert xapi.session.get_this_host(xapi_session._session) == master
+
+
+# VM power states
+
+def test_power_state_errors_name_expected_states(xapi):
+    with guest(xapi) as vm:
+        assert failure_of(xapi.VM.suspend, vm) == \
+            ["VM_BAD_POWER_STATE", vm, "running", "halted"]
+        assert failure_of(xapi.VM.hard_shutdown, vm) == \
+            ["VM_BAD_POWER_STATE", vm, "paused, suspended, running", "halted"]
+        assert failure_of(xapi.VM.resume, vm, False, False) == \
+            ["VM_BAD_POWER_STATE", vm, "suspended", "halted"]
+        xapi.VM.start(vm, False, False)
+        assert failure_of(xapi.VM.unpause, vm) == \
+            ["VM_BAD_POWER_STATE", vm, "paused", "running"]
+        assert failure_of(xapi.VM.clone, vm, "copy") == \
+            ["VM_BAD_POWER_STATE", vm, "halted", "running"]
+
+
+def test_start_side_effects_and_shutdown(xapi):
+    with guest(xapi) as vm:
+        xapi.VM.start(vm, False, False)
+        record = xapi.VM.get_record(vm)
+        assert record["power_state"] == "Running"
+        assert record["resident_on"] in xapi.host.get_all()
+        assert int(record["domid"]) > 0
+        assert vm in xapi.host.get_resident_VMs(record["resident_on"])
+        assert all(xapi.VBD.get_currently_attached(v) for v in record["VBDs"])
+        assert all(xapi.VIF.get_currently_attached(v) for v in record["VIFs"])
+        assert xapi.VM_metrics.get_VCPUs_number(record["metrics"]) == "1"
+        assert xapi.VM_guest_metrics.get_PV_drivers_detected(record["guest_metrics"])
+
+        xapi.VM.clean_shutdown(vm)
+        record = xapi.VM.get_record(vm)
+        assert record["domid"] == "-1"
+        assert record["guest_metrics"] == "OpaqueRef:NULL"
+        assert not any(xapi.VBD.get_currently_attached(v) for v in record["VBDs"])
+
+
+def test_pause_suspend_and_resume(xapi):
+    with guest(xapi) as vm:
+        xapi.VM.start(vm, True, False)
+        assert xapi.VM.get_power_state(vm) == "Paused"
+        xapi.VM.unpause(vm)
+        xapi.VM.suspend(vm)
+        assert xapi.VM.get_power_state(vm) == "Suspended"
+        assert xapi.VM.get_resident_on(vm) == "OpaqueRef:NULL"
+        xapi.VM.resume(vm, False, False)
+        assert xapi.VM.get_power_state(vm) == "Running"
+        xapi.VM.pause(vm)
+        xapi.VM.hard_reboot(vm)
+        assert xapi.VM.get_power_state(vm) == "Running"
+
+
+def test_templates_snapshots_and_dom0_refuse_operations(xapi):
+    template = xapi.VM.get_by_name_label("Debian Bookworm 12")[0]
+    assert failure_of(xapi.VM.start, template, False, False) == \
+        ["VM_IS_TEMPLATE", template, "start"]
+    assert failure_of(xapi.VM.destroy, template) == \
+        ["VM_IS_TEMPLATE", template, "destroy"]
+    snapshot = xapi.VM.get_by_name_label("sim-vm-001 snapshot")[0]
+    assert failure_of(xapi.VM.start, snapshot, False, False) == \
+        ["VM_IS_SNAPSHOT", snapshot, "start"]
+    dom0 = [ref for ref, r in xapi.VM.get_all_records().items() if r["is_control_domain"]][0]
+    assert failure_of(xapi.VM.clean_shutdown, dom0) == \
+        ["OPERATION_NOT_ALLOWED", "This operation is not allowed on a control domain"]
+
+
+def test_clean_shutdown_needs_guest_agent_on_hvm(xapi):
+    with guest(xapi) as vm:
+        xapi.VM.add_to_other_config(vm, "simulator-no-guest-agent", "true")
+        xapi.VM.start(vm, False, False)
+        assert failure_of(xapi.VM.clean_shutdown, vm) == ["VM_LACKS_FEATURE", vm]
+        xapi.VM.hard_shutdown(vm)
+        assert xapi.VM.get_power_state(vm) == "Halted"
+
+
+def test_blocked_operation_comes_first(xapi):
+    with guest(xapi) as vm:
+        xapi.VM.add_to_blocked_operations(vm, "start", "maintenance")
+        assert failure_of(xapi.VM.start, vm, False, False) == \
+            ["OPERATION_BLOCKED", vm, "maintenance"]
+        assert "start" not in xapi.VM.get_allowed_operations(vm)
+        xapi.VM.remove_from_blocked_operations(vm, "start")
+        assert "start" in xapi.VM.get_allowed_operations(vm)
+
+
+def test_start_needs_free_host_memory(xapi):
+    with guest(xapi, memory=100 * GIB) as vm:
+        details = failure_of(xapi.VM.start, vm, False, False)
+        assert details[0] == "HOST_NOT_ENOUGH_FREE_MEMORY"
+        assert int(details[1]) > 100 * GIB
+        assert int(details[2]) < 64 * GIB
+
+
+# Memory and VCPUs
+
+def test_memory_order_and_power_state(xapi):
+    with guest(xapi) as vm:
+        assert failure_of(xapi.VM.set_memory_limits, vm, str(GIB), str(512 * MIB),
+                          str(GIB), str(GIB)) == ["MEMORY_CONSTRAINT_VIOLATION_ORDER"]
+        xapi.VM.set_memory_limits(vm, str(256 * MIB), str(2 * GIB), str(GIB), str(2 * GIB))
+        assert xapi.VM.get_memory_dynamic_min(vm) == str(GIB)
+        xapi.VM.start(vm, False, False)
+        assert failure_of(xapi.VM.set_memory_limits, vm, str(256 * MIB), str(GIB),
+                          str(GIB), str(GIB)) == \
+            ["VM_BAD_POWER_STATE", vm, "halted", "running"]
+        xapi.VM.set_memory_dynamic_range(vm, str(GIB), str(GIB))
+        assert xapi.VM_metrics.get_memory_actual(xapi.VM.get_metrics(vm)) == str(GIB)
+
+
+def test_vcpu_constraints(xapi):
+    with guest(xapi) as vm:
+        assert failure_of(xapi.VM.set_VCPUs_at_startup, vm, "2") == \
+            ["INVALID_VALUE", "VCPUs_at_startup", "2"]
+        xapi.VM.set_VCPUs_max(vm, "4")
+        xapi.VM.set_VCPUs_at_startup(vm, "2")
+        assert failure_of(xapi.VM.set_VCPUs_max, vm, "1") == \
+            ["INVALID_VALUE", "VCPUs_max", "1"]
+        assert failure_of(xapi.VM.set_VCPUs_at_startup, vm, "0") == \
+            ["INVALID_VALUE", "VCPUs_at_startup", "0"]
+        xapi.VM.start(vm, False, False)
+        assert failure_of(xapi.VM.set_VCPUs_max, vm, "8") == \
+            ["VM_BAD_POWER_STATE", vm, "halted", "running"]
+        xapi.VM.set_VCPUs_number_live(vm, "3")
+        assert xapi.VM_metrics.get_VCPUs_number(xapi.VM.get_metrics(vm)) == "3"
+
+
+def test_memory_must_be_pinned_without_dynamic_memory(plain):
+    template = plain.VM.get_by_name_label("Debian Bookworm 12")[0]
+    vm = plain.VM.clone(template, unique("pinned"))
+    try:
+        details = failure_of(plain.VM.set_memory_limits, vm, str(256 * MIB),
+                             str(2 * GIB), str(GIB), str(2 * GIB))
+        assert details[0] == "MEMORY_CONSTRAINT_VIOLATION_MAXPIN"
+        plain.VM.set_memory_limits(vm, str(256 * MIB), str(GIB), str(GIB), str(GIB))
+    finally:
+        plain.VM.destroy(vm)
+
+
+# Devices
+
+def disk_vbd_record(vm, vdi, userdevice="1", **changes):
+    record = {"VM": vm, "VDI": vdi, "userdevice": userdevice, "bootable": False,
+              "mode": "RW", "type": "Disk", "unpluggable": True, "empty": False,
+              "other_config": {}, "qos_algorithm_type": "", "qos_algorithm_params": {}}
+    record.update(changes)
+    return record
+
+
+def new_vdi(xapi, size=GIB, name=None):
+    sr = xapi.pool.get_default_SR(xapi.pool.get_all()[0])
+    return xapi.VDI.create({"name_label": name or unique("disk"), "SR": sr,
+                            "virtual_size": str(size), "type": "user",
+                            "sharable": False, "read_only": False, "other_config": {}})
+
+
+def test_vbd_create_rules(xapi):
+    with guest(xapi) as vm:
+        vdi = new_vdi(xapi)
+        try:
+            assert failure_of(xapi.VBD.create, disk_vbd_record(
+                vm, vdi, type="CD", mode="RW")) == ["VBD_CDS_MUST_BE_READONLY"]
+            assert failure_of(xapi.VBD.create, disk_vbd_record(
+                vm, "OpaqueRef:NULL", empty=True)) == \
+                ["VBD_NOT_REMOVABLE_MEDIA", "in constructor"]
+            assert failure_of(xapi.VBD.create, disk_vbd_record(vm, vdi, "0")) == \
+                ["DEVICE_ALREADY_EXISTS", "0"]
+            assert failure_of(xapi.VBD.create, disk_vbd_record(vm, vdi, "xvdz")) == \
+                ["INVALID_DEVICE", "xvdz"]
+            vbd = xapi.VBD.create(disk_vbd_record(vm, vdi, "autodetect"))
+            assert xapi.VBD.get_userdevice(vbd) == "1"
+        finally:
+            for vbd in xapi.VDI.get_VBDs(vdi):
+                xapi.VBD.destroy(vbd)
+            xapi.VDI.destroy(vdi)
+
+
+def test_cd_insert_and_eject(xapi):
+    with guest(xapi) as vm:
+        cd = xapi.VBD.create(disk_vbd_record(vm, "OpaqueRef:NULL", "3", type="CD",
+                                             mode="RO", empty=True))
+        iso_sr = xapi.SR.get_by_name_label("ISO library")[0]
+        iso = xapi.SR.get_VDIs(iso_sr)[0]
+        assert failure_of(xapi.VBD.eject, cd) == ["VBD_IS_EMPTY", cd]
+        xapi.VBD.insert(cd, iso)
+        assert failure_of(xapi.VBD.insert, cd, iso) == ["VBD_NOT_EMPTY", cd]
+        xapi.VBD.eject(cd)
+        assert xapi.VBD.get_empty(cd)
+        disk = [v for v in xapi.VM.get_VBDs(vm) if xapi.VBD.get_type(v) == "Disk"][0]
+        assert failure_of(xapi.VBD.eject, disk) == ["VBD_NOT_REMOVABLE_MEDIA", disk]
+
+
+def test_hotplug_rules(xapi):
+    with guest(xapi) as vm:
+        vdi = new_vdi(xapi)
+        vbd = xapi.VBD.create(disk_vbd_record(vm, vdi))
+        assert failure_of(xapi.VBD.plug, vbd) == \
+            ["VM_BAD_POWER_STATE", vm, "running", "halted"]
+        xapi.VM.start(vm, False, False)
+        assert failure_of(xapi.VBD.plug, vbd) == ["DEVICE_ALREADY_ATTACHED", vbd]
+        assert failure_of(xapi.VBD.destroy, vbd)[0] == "OPERATION_NOT_ALLOWED"
+        assert failure_of(xapi.VDI.destroy, vdi) == ["VDI_IN_USE", vdi, "destroy"]
+        assert failure_of(xapi.VDI.resize, vdi, str(2 * GIB)) == \
+            ["VDI_IN_USE", vdi, "resize"]
+        xapi.VBD.unplug(vbd)
+        assert failure_of(xapi.VBD.unplug, vbd) == ["DEVICE_ALREADY_DETACHED", vbd]
+        xapi.VBD.destroy(vbd)
+        xapi.VDI.resize(vdi, str(2 * GIB))
+        assert xapi.VDI.get_virtual_size(vdi) == str(2 * GIB)
+        assert failure_of(xapi.VDI.resize_online, vdi, str(3 * GIB)) == ["MESSAGE_REMOVED"]
+        xapi.VDI.destroy(vdi)
+
+
+def test_full_sr_fails_like_a_storage_backend(xapi):
+    details = failure_of(new_vdi, xapi, 4096 * GIB)
+    assert details == ["SR_BACKEND_FAILURE_44", "", "There is insufficient space", ""]
+
+
+def test_vif_rules(xapi):
+    with guest(xapi) as vm:
+        network = xapi.VIF.get_network(xapi.VM.get_VIFs(vm)[0])
+        record = {"device": "0", "network": network, "VM": vm, "MAC": "",
+                  "MTU": "1500", "other_config": {}, "qos_algorithm_type": "",
+                  "qos_algorithm_params": {}}
+        assert failure_of(xapi.VIF.create, record) == ["DEVICE_ALREADY_EXISTS", "0"]
+        assert failure_of(xapi.VIF.create, dict(record, device="1", MAC="zz")) == \
+            ["MAC_INVALID", "zz"]
+        vif = xapi.VIF.create(dict(record, device="1"))
+        assert re.fullmatch(r"([0-9a-f]{2}:){5}[0-9a-f]{2}", xapi.VIF.get_MAC(vif))
+        assert xapi.VIF.get_MAC_autogenerated(vif)
+        xapi.VM.start(vm, False, False)
+        xapi.VIF.set_locking_mode(vif, "locked")
+        xapi.VIF.set_ipv4_allowed(vif, ["192.0.2.7"])
+        assert xapi.VIF.get_ipv4_allowed(vif) == ["192.0.2.7"]
+        assert failure_of(xapi.VIF.destroy, vif)[0] == "OPERATION_NOT_ALLOWED"
+        xapi.VIF.unplug(vif)
+        xapi.VIF.destroy(vif)
+
+
+def test_network_rules(xapi):
+    record = {"name_label": unique("net"), "name_description": "", "MTU": "1500",
+              "other_config": {}, "bridge": "xenbr0", "managed": True, "tags": []}
+    assert failure_of(xapi.network.create, record) == ["BRIDGE_NAME_EXISTS", "xenbr0"]
+    long_name = "x" * 16
+    assert failure_of(xapi.network.create, dict(record, bridge=long_name)) == \
+        ["INVALID_VALUE", "bridge", long_name]
+    eth0 = xapi.network.get_by_name_label("Pool-wide network associated with eth0")[0]
+    with guest(xapi):
+        details = failure_of(xapi.network.destroy, eth0)
+    assert details[0] == "NETWORK_CONTAINS_VIF"
+
+
+def test_vlan_creation_and_errors(xapi):
+    pifs = xapi.PIF.get_all_records()
+    eth1 = [ref for ref, r in pifs.items() if r["device"] == "eth1" and r["VLAN"] == "-1"][0]
+    vlan100 = [ref for ref, r in pifs.items() if r["VLAN"] == "100"][0]
+    network = xapi.network.create({"name_label": unique("vlan"), "name_description": "",
+                                   "MTU": "1500", "other_config": {}, "bridge": "",
+                                   "managed": True, "tags": []})
+    try:
+        assert failure_of(xapi.pool.create_VLAN_from_PIF, eth1, network, "4095") == \
+            ["VLAN_TAG_INVALID", "4095"]
+        assert failure_of(xapi.pool.create_VLAN_from_PIF, vlan100, network, "7") == \
+            ["PIF_IS_VLAN", vlan100]
+        assert failure_of(xapi.pool.create_VLAN_from_PIF, eth1, network, "100") == \
+            ["VLAN_IN_USE", "eth1", "100"]
+        created = xapi.pool.create_VLAN_from_PIF(eth1, network, "7")
+        assert len(created) == 2
+        assert {xapi.PIF.get_host(p) for p in created} == set(xapi.host.get_all())
+        assert all(xapi.PIF.get_VLAN(p) == "7" for p in created)
+        assert failure_of(xapi.pool.create_VLAN_from_PIF, eth1, network, "8")[0] == \
+            "NETWORK_ALREADY_CONNECTED"
+    finally:
+        xapi.network.destroy(network)
+    assert not [r for r in xapi.PIF.get_all_records().values() if r["VLAN"] == "7"]
+
+
+# Clone, snapshot, revert, destroy
+
+def test_clone_of_template_is_template_and_provision_adds_disk(xapi):
+    template = xapi.VM.get_by_name_label("Debian Bookworm 12")[0]
+    vm = xapi.VM.clone(template, unique("clone"))
+    try:
+        assert xapi.VM.get_is_a_template(vm)
+        assert not xapi.VM.get_is_default_template(vm)
+        assert xapi.VM.get_VBDs(vm) == []
+        xapi.VM.provision(vm)
+        vbds = xapi.VM.get_VBDs(vm)
+        assert len(vbds) == 1
+        assert xapi.VDI.get_virtual_size(xapi.VBD.get_VDI(vbds[0])) == str(10 * GIB)
+    finally:
+        vdis = [xapi.VBD.get_VDI(v) for v in xapi.VM.get_VBDs(vm)]
+        xapi.VM.destroy(vm)
+        for vdi in vdis:
+            xapi.VDI.destroy(vdi)
+
+
+def test_snapshot_and_revert(xapi):
+    with guest(xapi, memory=GIB) as vm:
+        xapi.VM.start(vm, False, False)
+        snapshot = xapi.VM.snapshot(vm, unique("snap"), [])
+        record = xapi.VM.get_record(snapshot)
+        assert record["is_a_snapshot"] and record["is_a_template"]
+        assert record["snapshot_of"] == vm
+        assert record["power_state"] == "Halted"
+        assert snapshot in xapi.VM.get_snapshots(vm)
+
+        xapi.VM.hard_shutdown(vm)
+        xapi.VM.set_memory_limits(vm, str(512 * MIB), str(512 * MIB), str(512 * MIB),
+                                  str(512 * MIB))
+        xapi.VM.revert(snapshot)
+        assert xapi.VM.get_memory_static_max(vm) == str(GIB)
+        assert xapi.VM.get_power_state(vm) == "Halted"
+        snapshot_vdis = [xapi.VBD.get_VDI(v) for v in xapi.VM.get_VBDs(snapshot)
+                         if xapi.VBD.get_type(v) == "Disk"]
+        xapi.VM.destroy(snapshot)
+        for vdi in snapshot_vdis:
+            xapi.VDI.destroy(vdi)
+
+
+def test_destroy_keeps_vdis(xapi):
+    vm = new_vm(xapi)
+    vdis = [xapi.VBD.get_VDI(v) for v in xapi.VM.get_VBDs(vm)]
+    vbds = xapi.VM.get_VBDs(vm)
+    xapi.VM.destroy(vm)
+    assert failure_of(xapi.VBD.get_record, vbds[0])[0] == "HANDLE_INVALID"
+    for vdi in vdis:
+        assert xapi.VDI.get_VBDs(vdi) == []
+        xapi.VDI.destroy(vdi)

@@ -239,6 +239,10 @@ def run_implicit(sim, message, args):
             db.set(cls, ref, **{field: current + [args[1]]})
     elif prefix == "remove_":
         db.set(cls, ref, **{field: [v for v in current if v != args[1]]})
+    if cls == "VM":
+        # blocked_operations and other_config change what the VM allows.
+        from .vm import refresh_allowed_operations
+        refresh_allowed_operations(sim, ref)
     return None
 
 

@@ -49,29 +49,49 @@ def task_cancelled(sim, task):
 
 
 def start_async(sim, session, method, message, args):
-    """Create a task, run the operation on a thread and return the task at once."""
+    """Create a task, run the operation on a thread and return the task at once.
+
+    A VM operation is checked and listed in the VM's current_operations
+    first; then the task waits ``sim.task_delay`` seconds (the time the work
+    takes, in which it can be cancelled) and the operation runs.
+    """
+    from .vm import VM_OPERATION_OF_MESSAGE, begin_operation, end_operation
     with sim.db.lock:
         task = new_task(sim, method)
         sim.running_tasks.add(task)
+    operation = VM_OPERATION_OF_MESSAGE.get(message.name)
+    vm = args[0] if operation else None
 
     def run():
-        if sim.task_delay:
-            time.sleep(sim.task_delay)
-        with sim.db.lock:
-            try:
+        registered = False
+        try:
+            if operation:
+                with sim.db.lock:
+                    sim.db.get("VM", vm)
+                    begin_operation(sim, vm, operation, task)
+                    registered = True
+            if sim.task_delay:
+                time.sleep(sim.task_delay)
+            with sim.db.lock:
+                if registered:
+                    end_operation(sim, vm, task)
+                    registered = False
                 if task_cancelled(sim, task):
-                    finish_task(sim, task, error=["TASK_CANCELLED", task])
-                    return
+                    raise Failure("TASK_CANCELLED", task)
                 result = sim.run(message, session, args)
-            except Failure as failure:
+                finish_task(sim, task, result=result)
+        except Failure as failure:
+            with sim.db.lock:
                 finish_task(sim, task, error=failure.description)
-            except Exception:
-                log.exception("internal error in %s", method)
+        except Exception:
+            log.exception("internal error in %s", method)
+            with sim.db.lock:
                 finish_task(sim, task, error=["INTERNAL_ERROR",
                                               "simulator bug in %s" % method])
-            else:
-                finish_task(sim, task, result=result)
-            finally:
+        finally:
+            with sim.db.lock:
+                if registered:
+                    end_operation(sim, vm, task)
                 sim.running_tasks.discard(task)
 
     threading.Thread(target=run, name="task-%s" % method, daemon=True).start()

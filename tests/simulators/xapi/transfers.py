@@ -26,7 +26,7 @@ from .operations import (create_network, create_vbd, create_vdi, create_vif,
                          update_sr_usage, vdi_attached)
 from .schema import CLASSES, NULL_REF
 from .tasks import finish_task, new_task
-from .vm import assert_operation, destroy_vm, refresh_allowed_operations
+from .vm import begin_operation, destroy_vm, end_operation, refresh_allowed_operations
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ class Transfer:
         self.query = query
         self.task = None
         self.own_task = False
+        self.responded = False
 
     def authenticate(self):
         """Return True when the session or the Basic credentials are valid."""
@@ -104,6 +105,9 @@ def handle(request, path, query):
     try:
         handlers[path](transfer)
     except Failure as failure:
+        if not transfer.responded:
+            # Errors found before the transfer starts answer 500 too.
+            request.send_bytes(500, ("%s\n" % " ".join(failure.description)).encode())
         transfer.finish(error=failure.description)
     except (ConnectionError, TimeoutError) as error:
         log.info("client of %s went away: %s", path, error)
@@ -116,7 +120,9 @@ def handle(request, path, query):
 
 # Helpers
 
-def _start_stream(request, length=None):
+def _start_stream(transfer, length=None):
+    request = transfer.request
+    transfer.responded = True
     request.send_response(200)
     request.send_header("Content-Type", "application/octet-stream")
     if length is not None:
@@ -127,7 +133,7 @@ def _start_stream(request, length=None):
 
 def _refuse(request, transfer, failure, status=500):
     """Answer an error before any body went out, and fail the task."""
-    request.close_connection = True
+    transfer.responded = True
     request.send_bytes(status, ("%s\n" % " ".join(failure.description)).encode())
     raise failure
 
@@ -139,6 +145,7 @@ def _accept_upload(request, transfer):
     length = request.headers.get("Content-Length")
     if length is None or not length.isdigit():
         _refuse(request, transfer, Failure("IMPORT_ERROR_PREMATURE_EOF"), status=411)
+    transfer.responded = True
     request.send_response(200)
     request.send_header("Content-Length", "0")
     request.send_header("Connection", "close")
@@ -180,19 +187,14 @@ def export_xva(transfer):
     request, sim, db = transfer.request, transfer.sim, transfer.sim.db
     with db.lock:
         vm = transfer.query.get("ref") or db.by_uuid("VM", transfer.query.get("uuid", ""))
-        try:
-            db.get("VM", vm)
-            assert_operation(sim, vm, "export")
-        except Failure as failure:
-            _refuse(request, transfer, failure)
+        db.get("VM", vm)
+        begin_operation(sim, vm, "export", transfer.task)
         objects, disks = xva.exported_objects(db, vm)
         header = xva.ova_xml(objects, db.get("host", sim.pool_record()["master"]))
         paths = [(disk_id, sim.disks.path(vdi_uuid), size)
                  for disk_id, vdi_uuid, size in disks]
-        db.get("VM", vm)["current_operations"][transfer.task] = "export"
-        refresh_allowed_operations(sim, vm)
     try:
-        _start_stream(request)
+        _start_stream(transfer)
         with tarfile.open(fileobj=request.wfile, mode="w|", bufsize=CHUNK,
                           format=tarfile.USTAR_FORMAT) as archive:
             xva.add_member(archive, "ova.xml", header)
@@ -203,9 +205,7 @@ def export_xva(transfer):
         request.wfile.flush()
     finally:
         with db.lock:
-            if db.exists("VM", vm):
-                db.get("VM", vm)["current_operations"].pop(transfer.task, None)
-                refresh_allowed_operations(sim, vm)
+            end_operation(sim, vm, transfer.task)
     transfer.finish()
 
 
@@ -322,7 +322,7 @@ def import_xva(transfer):
     with db.lock:
         sr = transfer.query.get("sr_id") or sim.pool_record()["default_SR"]
         if not db.exists("SR", sr):
-            _refuse(request, transfer, Failure("HANDLE_INVALID", "SR", sr))
+            raise Failure("HANDLE_INVALID", "SR", sr)
     length = _accept_upload(request, transfer)
     body = BodyReader(request.rfile, length, transfer)
 
@@ -420,10 +420,7 @@ def _raw_vdi(transfer, operation):
 
 def import_raw_vdi(transfer):
     request, sim = transfer.request, transfer.sim
-    try:
-        vdi, fmt, uuid, size = _raw_vdi(transfer, "import")
-    except Failure as failure:
-        _refuse(request, transfer, failure)
+    vdi, fmt, uuid, size = _raw_vdi(transfer, "import")
     length = _accept_upload(request, transfer)
     body = BodyReader(request.rfile, length, transfer)
     # Start from an empty sparse file; only data is written.
@@ -457,19 +454,16 @@ def import_raw_vdi(transfer):
 
 def export_raw_vdi(transfer):
     request, sim = transfer.request, transfer.sim
-    try:
-        vdi, fmt, uuid, size = _raw_vdi(transfer, "export")
-    except Failure as failure:
-        _refuse(request, transfer, failure)
+    vdi, fmt, uuid, size = _raw_vdi(transfer, "export")
     path = sim.disks.path(uuid)
     if fmt == "vhd":
-        _start_stream(request, vhd.export_size(path, size))
+        _start_stream(transfer, vhd.export_size(path, size))
         for piece in vhd.export_stream(path, size):
             if transfer.cancelled():
                 raise Failure("TASK_CANCELLED", transfer.task)
             request.wfile.write(piece)
     else:
-        _start_stream(request, size)
+        _start_stream(transfer, size)
         with open(path, "rb") as disk:
             while True:
                 if transfer.cancelled():

@@ -6,6 +6,7 @@ The checks and their order follow ocaml/xapi/xapi_vm_lifecycle.ml
 in progress, template, snapshot, control domain, guest features.
 """
 
+import time
 import xml.etree.ElementTree as ElementTree
 
 from .dispatch import check_ref, handler
@@ -150,10 +151,53 @@ def _lacks_feature(sim, record, op):
     return False
 
 
+# A call whose operation conflicts with one in progress waits this long for
+# it to end before failing with OTHER_OPERATION_IN_PROGRESS. A real host
+# also waits and retries on the server side; its time limit differs.
+CONFLICT_WAIT = 10.0
+
+
 def assert_operation(sim, vm, op):
-    failure = operation_error(sim, vm, op)
+    """Raise the Failure that refuses ``op``; wait out conflicting operations first.
+
+    The caller holds the database lock; waiting releases it.
+    """
+    deadline = time.monotonic() + CONFLICT_WAIT
+    while True:
+        failure = operation_error(sim, vm, op)
+        remaining = deadline - time.monotonic()
+        if failure is None or failure.code != "OTHER_OPERATION_IN_PROGRESS" \
+                or remaining <= 0:
+            break
+        sim.db.changed.wait(remaining)
+        if not sim.db.exists("VM", vm):
+            raise Failure("HANDLE_INVALID", "VM", vm)
     if failure is not None:
         raise failure
+
+
+def begin_operation(sim, vm, op, task):
+    """Check ``op`` and list it in the VM's current_operations under ``task``."""
+    assert_operation(sim, vm, op)
+    sim.db.get("VM", vm)["current_operations"][task] = op
+    refresh_allowed_operations(sim, vm)
+    sim.db.set("VM", vm)
+
+
+def end_operation(sim, vm, task):
+    if sim.db.exists("VM", vm):
+        sim.db.get("VM", vm)["current_operations"].pop(task, None)
+        refresh_allowed_operations(sim, vm)
+        sim.db.set("VM", vm)
+
+
+# Messages whose Async form shows as a current operation of their VM (the
+# first argument) while its task runs.
+VM_OPERATION_OF_MESSAGE = {
+    "VM.%s" % name: name for name in (
+        "start", "start_on", "clean_shutdown", "hard_shutdown", "shutdown",
+        "clean_reboot", "hard_reboot", "suspend", "resume", "pause", "unpause",
+        "clone", "copy", "snapshot", "revert", "destroy", "provision")}
 
 
 def refresh_allowed_operations(sim, vm):
@@ -255,8 +299,7 @@ def set_memory(sim, session, vm, value):
 def set_vcpus_max(sim, session, vm, value):
     r = _vm(sim, vm)
     assert_operation(sim, vm, "changing_VCPUs")
-    check_vcpus(value, r["VCPUs_at_startup"] if value >= 1 else 1)
-    if r["VCPUs_at_startup"] > value:
+    if value < 1 or r["VCPUs_at_startup"] > value:
         raise Failure("INVALID_VALUE", "VCPUs_max", value)
     sim.db.set("VM", vm, VCPUs_max=value)
 
@@ -368,11 +411,18 @@ def _boot(sim, vm, host, paused, guest_agent=True):
                VCPUs_number=record["VCPUs_at_startup"], start_time=now(),
                last_updated=now(), state=[],
                current_domain_type="hvm" if record["HVM_boot_policy"] else "pv")
-    if guest_agent and record["other_config"].get(NO_GUEST_AGENT_KEY) != "true" \
-            and not paused \
-            and not db.exists("VM_guest_metrics", record["guest_metrics"]):
-        db.set("VM", vm, guest_metrics=_guest_metrics(sim, vm))
+    if guest_agent and not paused:
+        _start_guest_agent(sim, vm)
     _update_host_memory(sim, host)
+
+
+def _start_guest_agent(sim, vm):
+    """Give a running guest the metrics its agent reports, unless it has none."""
+    record = sim.db.get("VM", vm)
+    if record["other_config"].get(NO_GUEST_AGENT_KEY) == "true":
+        return
+    if not sim.db.exists("VM_guest_metrics", record["guest_metrics"]):
+        sim.db.set("VM", vm, guest_metrics=_guest_metrics(sim, vm))
 
 
 def _guest_metrics(sim, vm):
@@ -460,6 +510,7 @@ def _transition(operation):
             sim.db.set("VM", vm, power_state=PAUSED)
         elif operation == "unpause":
             sim.db.set("VM", vm, power_state=RUNNING)
+            _start_guest_agent(sim, vm)
         refresh_allowed_operations(sim, vm)
     return run
 
