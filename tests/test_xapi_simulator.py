@@ -18,6 +18,7 @@ import sys
 import tarfile
 import threading
 import time
+import urllib.error
 import urllib.parse
 import uuid
 import xmlrpc.client
@@ -677,3 +678,399 @@ def test_destroy_keeps_vdis(xapi):
     for vdi in vdis:
         assert xapi.VDI.get_VBDs(vdi) == []
         xapi.VDI.destroy(vdi)
+
+
+# Async calls and tasks
+
+def wait_for_task(xapi, task, timeout=10):
+    deadline = time.monotonic() + timeout
+    while xapi.task.get_status(task) in ("pending", "cancelling"):
+        assert time.monotonic() < deadline, "task %s still pending" % task
+        time.sleep(0.05)
+    return xapi.task.get_record(task)
+
+
+def task_value(record):
+    return xmlrpc.client.loads("<methodResponse><params><param>%s</param></params>"
+                               "</methodResponse>" % record["result"])[0][0]
+
+
+def test_async_clone_returns_result_in_task(xapi):
+    template = xapi.VM.get_by_name_label("Debian Bookworm 12")[0]
+    name = unique("async")
+    task = xapi.Async.VM.clone(template, name)
+    assert task.startswith("OpaqueRef:")
+    record = wait_for_task(xapi, task)
+    assert record["status"] == "success"
+    assert record["name_label"] == "Async.VM.clone"
+    assert record["result"].startswith("<value>OpaqueRef:")
+    vm = task_value(record)
+    assert xapi.VM.get_name_label(vm) == name
+    xapi.task.destroy(task)
+    xapi.VM.destroy(vm)
+    assert failure_of(xapi.task.get_record, task)[0] == "HANDLE_INVALID"
+
+
+def test_async_failure_lands_on_task(xapi):
+    vm = xapi.VM.get_by_name_label("sim-vm-002")[0]
+    task = xapi.Async.VM.unpause(vm)
+    record = wait_for_task(xapi, task)
+    assert record["status"] == "failure"
+    state = xapi.VM.get_power_state(vm).lower()
+    assert record["error_info"] == ["VM_BAD_POWER_STATE", vm, "paused", state]
+    xapi.task.destroy(task)
+
+
+def test_task_cancel_and_current_operations(plain):
+    with guest(plain) as vm:
+        task = plain.Async.VM.start(vm, False, False)
+        time.sleep(0.1)
+        assert list(plain.VM.get_current_operations(vm).items()) == [(task, "start")]
+        plain.task.cancel(task)
+        record = wait_for_task(plain, task)
+        assert record["status"] == "cancelled"
+        assert record["error_info"] == ["TASK_CANCELLED", task]
+        assert plain.VM.get_power_state(vm) == "Halted"
+        assert plain.VM.get_current_operations(vm) == {}
+        assert failure_of(plain.task.cancel, task)[0] == "OPERATION_NOT_ALLOWED"
+        plain.task.destroy(task)
+
+
+def test_conflicting_call_waits_for_running_operation(plain):
+    with guest(plain) as vm:
+        task = plain.Async.VM.start(vm, False, False)
+        started = time.monotonic()
+        # The task holds "start" for 0.5 s; this start waits for it, then
+        # finds the VM running.
+        details = failure_of(plain.VM.start, vm, False, False)
+        assert time.monotonic() - started >= 0.3
+        assert details == ["VM_BAD_POWER_STATE", vm, "halted", "running"]
+        assert wait_for_task(plain, task)["status"] == "success"
+        plain.task.destroy(task)
+
+
+def test_client_created_task_cancels_at_once(xapi):
+    task = xapi.task.create("upload", "a client's own task")
+    assert xapi.task.get_status(task) == "pending"
+    assert xapi.task.get_progress(task) == 0.0
+    xapi.task.cancel(task)
+    assert xapi.task.get_error_info(task) == ["TASK_CANCELLED", task]
+    xapi.task.destroy(task)
+
+
+# Events
+
+def test_event_from_empty_token_replays_every_object(xapi):
+    batch = getattr(xapi.event, "from")(["VM", "host"], "", 1.0)
+    events = batch["events"]
+    assert {e["operation"] for e in events} == {"add"}
+    vm_refs = {e["ref"] for e in events if e["class"] == "vm"}
+    assert vm_refs == set(xapi.VM.get_all())
+    assert batch["valid_ref_counts"]["host"] == 2
+    assert all("snapshot" in e for e in events)
+
+
+def test_event_from_token_reports_changes_and_waits(xapi):
+    token = getattr(xapi.event, "from")(["vm"], "", 1.0)["token"]
+    started = time.monotonic()
+    quiet = getattr(xapi.event, "from")(["vm"], token, 0.3)
+    assert quiet["events"] == []
+    assert time.monotonic() - started >= 0.3
+
+    vm = xapi.VM.get_by_name_label("sim-vm-003")[0]
+    xapi.VM.add_tags(vm, "event")
+    changed = getattr(xapi.event, "from")(["vm"], token, 5.0)
+    assert [(e["operation"], e["ref"]) for e in changed["events"]] == [("mod", vm)]
+    assert "event" in changed["events"][0]["snapshot"]["tags"]
+    xapi.VM.remove_tags(vm, "event")
+
+    record = {"name_label": unique("events"), "name_description": "", "MTU": "1500",
+              "other_config": {}, "bridge": "", "managed": True, "tags": []}
+    token = changed["token"]
+    short_lived = xapi.network.create(record)
+    xapi.network.destroy(short_lived)
+    network = xapi.network.create(dict(record, name_label=unique("events")))
+    batch = getattr(xapi.event, "from")(["network"], token, 1.0)
+    assert [(e["operation"], e["ref"]) for e in batch["events"]] == [("add", network)]
+    xapi.network.destroy(network)
+    batch = getattr(xapi.event, "from")(["network"], batch["token"], 1.0)
+    assert [(e["operation"], e["ref"]) for e in batch["events"]] == [("del", network)]
+    assert "snapshot" not in batch["events"][0]
+    assert failure_of(getattr(xapi.event, "from"), ["vm"], "garbage", 1.0) == \
+        ["EVENT_FROM_TOKEN_PARSE_FAILURE", "garbage"]
+
+
+# HTTP transfers
+
+def transfer(simulator, method, path, body=None, headers=None, read=True):
+    conn = connection(simulator)
+    conn.request(method, path, body=body, headers=headers or {})
+    response = conn.getresponse()
+    data = response.read() if read else None
+    return response, data
+
+
+def upload_disk(simulator, xapi_session, vdi, data, fmt="raw"):
+    """Upload a disk image and wait for its task: the 200 comes before the data is written."""
+    xapi, session = xapi_session.xenapi, xapi_session._session
+    task = xapi.task.create("upload", "")
+    response, _ = transfer(simulator, "PUT", "/import_raw_vdi?session_id=%s&task_id=%s"
+                           "&vdi=%s&format=%s" % (session, task, vdi, fmt), body=data)
+    assert response.status == 200
+    record = wait_for_task(xapi, task)
+    xapi.task.destroy(task)
+    assert record["status"] == "success", record["error_info"]
+
+
+def read_raw(simulator, session, vdi, length, fmt="raw"):
+    conn = connection(simulator)
+    conn.request("GET", "/export_raw_vdi?session_id=%s&vdi=%s&format=%s" % (session, vdi, fmt))
+    response = conn.getresponse()
+    assert response.status == 200
+    return response.read(length)
+
+
+def test_xva_export_then_import_round_trip(xapi_simulator, xapi_session):
+    xapi, session = xapi_session.xenapi, xapi_session._session
+    with guest(xapi) as vm:
+        disk = [xapi.VBD.get_VDI(v) for v in xapi.VM.get_VBDs(vm)
+                if xapi.VBD.get_type(v) == "Disk"][0]
+        pattern = os.urandom(MIB) + b"\0" * (2 * MIB) + b"tail of the data"
+        upload_disk(xapi_simulator, xapi_session, disk, pattern)
+
+        task = xapi.task.create("export", "")
+        conn = connection(xapi_simulator)
+        conn.request("GET", "/export?session_id=%s&task_id=%s&ref=%s" % (session, task, vm))
+        response = conn.getresponse()
+        assert response.status == 200
+        assert response.getheader("Content-Length") is None
+        archive = response.read()
+        assert wait_for_task(xapi, task)["status"] == "success"
+        xapi.task.destroy(task)
+
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            names = tar.getnames()
+            assert names[0] == "ova.xml"
+            block = tar.extractfile(names[1]).read()
+            checksum = tar.extractfile(names[2]).read().decode()
+        assert re.fullmatch(r"Ref:\d+/00000000", names[1])
+        assert names[2] == names[1] + ".checksum"
+        assert hashlib.sha1(block).hexdigest() == checksum
+        # Zero blocks between data are left out; the last block is always there.
+        assert "%s/00000001" % names[1].split("/")[0] not in names
+        assert "%s/00010239" % names[1].split("/")[0] in names
+
+        task = xapi.task.create("import", "")
+        response, _ = transfer(xapi_simulator, "PUT", "/import?session_id=%s&task_id=%s"
+                               % (session, task), body=archive)
+        assert response.status == 200
+        record = wait_for_task(xapi, task)
+        assert record["status"] == "success", record["error_info"]
+        imported = task_value(record)[0]
+        xapi.task.destroy(task)
+        try:
+            assert xapi.VM.get_name_label(imported) == xapi.VM.get_name_label(vm)
+            assert xapi.VM.get_uuid(imported) != xapi.VM.get_uuid(vm)
+            assert xapi.VM.get_power_state(imported) == "Halted"
+            assert len(xapi.VM.get_VIFs(imported)) == 1
+            copy = [xapi.VBD.get_VDI(v) for v in xapi.VM.get_VBDs(imported)
+                    if xapi.VBD.get_type(v) == "Disk"][0]
+            assert copy != disk
+            assert read_raw(xapi_simulator, session, copy, len(pattern)) == pattern
+        finally:
+            destroy_vm(xapi, imported)
+
+
+def test_export_of_running_vm_fails_on_task(xapi_simulator, xapi_session):
+    xapi, session = xapi_session.xenapi, xapi_session._session
+    with guest(xapi) as vm:
+        xapi.VM.start(vm, False, False)
+        task = xapi.task.create("export", "")
+        response, _ = transfer(xapi_simulator, "GET", "/export?session_id=%s&task_id=%s&uuid=%s"
+                               % (session, task, xapi.VM.get_uuid(vm)))
+        assert response.status == 500
+        record = xapi.task.get_record(task)
+        assert record["status"] == "failure"
+        assert record["error_info"] == \
+            ["VM_BAD_POWER_STATE", vm, "halted, suspended", "running"]
+        xapi.task.destroy(task)
+
+
+def test_import_errors_land_on_task(xapi_simulator, xapi_session):
+    xapi, session = xapi_session.xenapi, xapi_session._session
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo("not-ova.xml")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"abc"))
+    before = len(xapi.VM.get_all())
+    task = xapi.task.create("import", "")
+    response, _ = transfer(xapi_simulator, "PUT", "/import?session_id=%s&task_id=%s"
+                           % (session, task), body=buffer.getvalue())
+    assert response.status == 200
+    assert wait_for_task(xapi, task)["error_info"] == \
+        ["IMPORT_ERROR_UNEXPECTED_FILE", "ova.xml", "not-ova.xml"]
+    xapi.task.destroy(task)
+    assert len(xapi.VM.get_all()) == before
+
+    task = xapi.task.create("import", "")
+    conn = connection(xapi_simulator)
+    conn.request("PUT", "/import?session_id=%s&task_id=%s" % (session, task),
+                 body=iter([b"chunk"]), encode_chunked=True)
+    assert conn.getresponse().status == 500
+    assert xapi.task.get_error_info(task) == ["IMPORT_ERROR_CANNOT_HANDLE_CHUNKED"]
+    xapi.task.destroy(task)
+
+
+def test_transfers_need_a_session(xapi_simulator):
+    response, _ = transfer(xapi_simulator, "GET", "/export?session_id=OpaqueRef:bad&ref=x")
+    assert response.status == 401
+    response, _ = transfer(xapi_simulator, "PUT", "/import", body=b"")
+    assert response.status == 401
+
+
+def test_raw_vdi_round_trip_through_vhd(xapi_simulator, xapi_session):
+    xapi, session = xapi_session.xenapi, xapi_session._session
+    source, target = new_vdi(xapi, 8 * MIB), new_vdi(xapi, 8 * MIB)
+    try:
+        pattern = b"\0" * (3 * MIB) + os.urandom(3 * MIB)
+        upload_disk(xapi_simulator, xapi_session, source, pattern)
+        image = read_raw(xapi_simulator, session, source, None, fmt="vhd")
+        assert image[:8] == b"conectix"
+        assert image[512:520] == b"cxsparse"
+        # One 2 MiB block is unallocated: the image is smaller than the disk.
+        assert len(image) < 8 * MIB
+        upload_disk(xapi_simulator, xapi_session, target, image, fmt="vhd")
+        assert read_raw(xapi_simulator, session, target, len(pattern)) == pattern
+    finally:
+        xapi.VDI.destroy(source)
+        xapi.VDI.destroy(target)
+
+
+# Statistics, faults, latency
+
+def test_stats_count_calls_and_sessions(xapi_simulator):
+    xapi_simulator.reset_stats()
+    session = open_session(xapi_simulator, originator="stats-test")
+    session.xenapi.VM.get_all()
+    session.xenapi.VM.get_all()
+    stats = xapi_simulator.stats()
+    assert stats["calls"]["VM.get_all"] == 2
+    assert stats["calls"]["session.login_with_password"] == 1
+    assert stats["sessions"]["stats-test"] == 1
+    session.xenapi.session.logout()
+    stats = xapi_simulator.stats()
+    assert "stats-test" not in stats["sessions"]
+    assert stats["logouts"]["stats-test"] == 1
+    assert xapi_simulator.reset_stats()["calls"] == {}
+
+
+def test_fault_fails_a_method_a_given_number_of_times(xapi_simulator, xapi):
+    xapi_simulator.set_fault("VM.get_all", error=["SR_BACKEND_FAILURE_44", "", "full", ""],
+                             times=2)
+    try:
+        for _ in range(2):
+            assert failure_of(xapi.VM.get_all)[0] == "SR_BACKEND_FAILURE_44"
+        assert xapi.VM.get_all()
+    finally:
+        xapi_simulator.clear_faults()
+
+
+def test_fault_hangs_a_method(xapi_simulator, xapi):
+    xapi_simulator.set_fault("pool.get_all", action="hang", seconds=0.5)
+    try:
+        started = time.monotonic()
+        assert xapi.pool.get_all()
+        assert time.monotonic() - started >= 0.5
+    finally:
+        xapi_simulator.clear_faults()
+
+
+def test_fault_rules_are_validated(xapi_simulator):
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        xapi_simulator.set_fault("VM.get_all", action="explode")
+    assert caught.value.code == 400
+    assert xapi_simulator.request("GET", "/simulator/faults") == []
+
+
+def test_latency_applies_to_every_call(xapi_simulator, xapi):
+    xapi_simulator.set_latency(0.2)
+    try:
+        started = time.monotonic()
+        xapi.pool.get_all()
+        assert time.monotonic() - started >= 0.2
+    finally:
+        xapi_simulator.set_latency(0)
+
+
+def test_concurrent_clients(xapi_simulator):
+    def work(number):
+        session = open_session(xapi_simulator, originator="concurrent")
+        try:
+            for _ in range(10):
+                assert len(session.xenapi.host.get_all()) == 2
+            return number
+        finally:
+            session.xenapi.session.logout()
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        assert sorted(pool.map(work, range(16))) == list(range(16))
+    assert "concurrent" not in xapi_simulator.stats()["sessions"]
+
+
+def test_sessions_over_the_limit_are_evicted(plain_simulator):
+    proxy = raw_proxy(plain_simulator)
+    sessions = [proxy.session.login_with_password("root", "simulator", "2.21", "leaky")
+                ["Value"] for _ in range(501)]
+    assert plain_simulator.stats()["sessions"]["leaky"] == 500
+    assert proxy.pool.get_all(sessions[0])["ErrorDescription"] == \
+        ["SESSION_INVALID", sessions[0]]
+    for session in sessions[1:]:
+        proxy.session.logout(session)
+
+
+# The development CA and the command line
+
+def test_dev_ca_is_created_once_under_concurrency(tmp_path, monkeypatch):
+    monkeypatch.setattr(ca, "CA_DIR", str(tmp_path / "dev-ca"))
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        bundles = set(pool.map(lambda _: open(ca.ca_bundle_path(), "rb").read(), range(4)))
+    assert len(bundles) == 1
+    assert sorted(os.listdir(tmp_path / "dev-ca")) == \
+        [".lock", "ca-key.pem", "ca.pem", "server-key.pem", "server.pem"]
+    assert os.stat(tmp_path / "dev-ca" / "ca-key.pem").st_mode & 0o077 == 0
+    # The server certificate verifies against the bundle for 127.0.0.1.
+    server = ca.server_context()
+    client = ca.client_context()
+    with socket_pair_tls(server, client, "127.0.0.1") as peer:
+        assert peer["subjectAltName"]
+
+
+@contextlib.contextmanager
+def socket_pair_tls(server_context, client_context, hostname):
+    import socket
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def accept():
+        conn, _ = listener.accept()
+        with server_context.wrap_socket(conn, server_side=True) as tls:
+            tls.recv(1)
+
+    thread = threading.Thread(target=accept)
+    thread.start()
+    with socket.create_connection(("127.0.0.1", port)) as raw:
+        with client_context.wrap_socket(raw, server_hostname=hostname) as tls:
+            yield tls.getpeercert()
+            tls.sendall(b"x")
+    thread.join(5)
+    listener.close()
+
+
+def test_command_line_rejects_non_loopback_address():
+    result = subprocess.run([sys.executable, "-m", "tests.simulators", "xapi",
+                             "--listen", "192.0.2.1:8443"],
+                            capture_output=True, text=True, timeout=60,
+                            cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert result.returncode == 2
+    assert "not an IPv4 loopback address" in result.stderr

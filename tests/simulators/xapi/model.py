@@ -61,7 +61,9 @@ class Database:
         self.event_counter = 0
         # [(id, class, ref, operation)], oldest first
         self.events = []
-        self.created_at = {}    # ref -> id of its "add" event
+        # ref -> id of its "add" event, kept after deletion so event.from can
+        # leave out objects that came and went since a token.
+        self.created_at = {}
 
     # Reading
 
@@ -152,7 +154,6 @@ class Database:
                 self._link(cls, pointer, ref, record[pointer], None)
         del self.tables[cls][ref]
         self.uuids[cls].pop(record["uuid"], None)
-        self.created_at.pop(ref, None)
         self._event(cls, ref, "del")
 
     def _link(self, cls, pointer, ref, old, new):
