@@ -165,7 +165,7 @@ def test_login_with_wrong_password_fails(xapi_simulator):
     assert details == ["SESSION_AUTHENTICATION_FAILED", "root", "Authentication failure"]
 
 
-def test_member_answers_host_is_slave(xapi_simulator):
+def test_member_rejects_login_as_slave(xapi_simulator):
     session = XenAPI.Session(xapi_simulator.member_url,
                              transport=CATransport(xapi_simulator.ca_bundle))
     details = failure_of(session.xenapi.login_with_password, "root", "simulator",
@@ -207,22 +207,22 @@ def test_logout_invalidates_session(xapi_simulator):
     session = login["Value"]
     assert login["Status"] == "Success"
     assert proxy.session.logout(session) == {"Status": "Success", "Value": ""}
-    answer = proxy.VM.get_all(session)
-    assert answer == {"Status": "Failure",
+    response = proxy.VM.get_all(session)
+    assert response == {"Status": "Failure",
                       "ErrorDescription": ["SESSION_INVALID", session]}
 
 
 def test_member_rejects_calls_with_valid_session(xapi_simulator):
     session = open_session(xapi_simulator)
     try:
-        answer = raw_proxy(xapi_simulator, xapi_simulator.member_url).VM.get_all(
+        response = raw_proxy(xapi_simulator, xapi_simulator.member_url).VM.get_all(
             session._session)
-        assert answer["ErrorDescription"] == ["HOST_IS_SLAVE", "127.0.0.1"]
+        assert response["ErrorDescription"] == ["HOST_IS_SLAVE", "127.0.0.1"]
     finally:
         session.xenapi.session.logout()
 
 
-def test_async_unknown_method_and_count_answer_at_once(xapi):
+def test_async_call_errors_are_synchronous(xapi):
     assert failure_of(xapi.Async.VM.frobnicate) == \
         ["MESSAGE_METHOD_UNKNOWN", "Async.VM.frobnicate"]
     assert failure_of(xapi.Async.VM.clean_shutdown) == \
@@ -235,7 +235,7 @@ def test_wrong_argument_type_is_field_type_error(xapi):
         ["FIELD_TYPE_ERROR", "start_paused"]
 
 
-def test_malformed_body_answers_http_500(xapi_simulator):
+def test_malformed_body_gets_http_500(xapi_simulator):
     conn = connection(xapi_simulator)
     conn.request("POST", "/", body=b"<methodCall><methodName>VM.get_all",
                  headers={"Content-Type": "text/xml"})
@@ -595,10 +595,21 @@ def test_network_rules(xapi):
     long_name = "x" * 16
     assert failure_of(xapi.network.create, dict(record, bridge=long_name)) == \
         ["INVALID_VALUE", "bridge", long_name]
-    eth0 = xapi.network.get_by_name_label("Pool-wide network associated with eth0")[0]
-    with guest(xapi):
-        details = failure_of(xapi.network.destroy, eth0)
-    assert details[0] == "NETWORK_CONTAINS_VIF"
+    eth1 = xapi.network.get_by_name_label("Pool-wide network associated with eth1")[0]
+    assert failure_of(xapi.network.destroy, eth1) == \
+        ["NETWORK_CONTAINS_PIF"] + xapi.network.get_PIFs(eth1)
+
+    network = xapi.network.create(dict(record, bridge=""))
+    with guest(xapi) as vm:
+        vif = xapi.VIF.create({"device": "1", "network": network, "VM": vm, "MAC": "",
+                               "MTU": "1500", "other_config": {}, "qos_algorithm_type": "",
+                               "qos_algorithm_params": {}})
+        xapi.VM.start(vm, False, False)
+        assert failure_of(xapi.network.destroy, network) == ["NETWORK_CONTAINS_VIF", vif]
+        xapi.VM.hard_shutdown(vm)
+        # Unattached VIFs go with their network.
+        xapi.network.destroy(network)
+        assert failure_of(xapi.VIF.get_record, vif)[0] == "HANDLE_INVALID"
 
 
 def test_vlan_creation_and_errors(xapi):
@@ -621,14 +632,18 @@ def test_vlan_creation_and_errors(xapi):
         assert all(xapi.PIF.get_VLAN(p) == "7" for p in created)
         assert failure_of(xapi.pool.create_VLAN_from_PIF, eth1, network, "8")[0] == \
             "NETWORK_ALREADY_CONNECTED"
+        assert failure_of(xapi.network.destroy, network)[0] == "NETWORK_CONTAINS_PIF"
+        assert failure_of(xapi.PIF.destroy, eth1) == ["PIF_IS_PHYSICAL", eth1]
     finally:
+        for pif in xapi.network.get_PIFs(network):
+            xapi.PIF.destroy(pif)
         xapi.network.destroy(network)
     assert not [r for r in xapi.PIF.get_all_records().values() if r["VLAN"] == "7"]
 
 
 # Clone, snapshot, revert, destroy
 
-def test_clone_of_template_is_template_and_provision_adds_disk(xapi):
+def test_template_clone_and_provision(xapi):
     template = xapi.VM.get_by_name_label("Debian Bookworm 12")[0]
     vm = xapi.VM.clone(template, unique("clone"))
     try:
@@ -678,6 +693,14 @@ def test_destroy_keeps_vdis(xapi):
     for vdi in vdis:
         assert xapi.VDI.get_VBDs(vdi) == []
         xapi.VDI.destroy(vdi)
+
+
+def test_vdi_destroy_takes_unattached_vbds(xapi):
+    with guest(xapi) as vm:
+        vdi = new_vdi(xapi)
+        vbd = xapi.VBD.create(disk_vbd_record(vm, vdi))
+        xapi.VDI.destroy(vdi)
+        assert failure_of(xapi.VBD.get_record, vbd) == ["HANDLE_INVALID", "VBD", vbd]
 
 
 # Async calls and tasks
@@ -740,8 +763,8 @@ def test_conflicting_call_waits_for_running_operation(plain):
     with guest(plain) as vm:
         task = plain.Async.VM.start(vm, False, False)
         started = time.monotonic()
-        # The task holds "start" for 0.5 s; this start waits for it, then
-        # finds the VM running.
+        # The task keeps "start" in current_operations for 0.5 s, so this
+        # start waits for it and then finds the VM running.
         details = failure_of(plain.VM.start, vm, False, False)
         assert time.monotonic() - started >= 0.3
         assert details == ["VM_BAD_POWER_STATE", vm, "halted", "running"]
@@ -965,7 +988,7 @@ def test_stats_count_calls_and_sessions(xapi_simulator):
     assert xapi_simulator.reset_stats()["calls"] == {}
 
 
-def test_fault_fails_a_method_a_given_number_of_times(xapi_simulator, xapi):
+def test_fault_fails_limited_times(xapi_simulator, xapi):
     xapi_simulator.set_fault("VM.get_all", error=["SR_BACKEND_FAILURE_44", "", "full", ""],
                              times=2)
     try:

@@ -2,8 +2,8 @@
 
     python -m tests.simulators xapi --listen 127.0.0.1:PORT [--vms N] [--http]
 
-The first line of output is the URL to connect to; the lines after it say
-how to log in. SIGTERM or Ctrl-C stops the simulator.
+The first line of output is the URL to connect to; the lines after it give
+the credentials. SIGTERM or Ctrl-C stops the simulator.
 """
 
 import argparse

@@ -125,7 +125,7 @@ class XapiSimulator(SimulatorProcess):
 
     @property
     def member_url(self):
-        """URL of the pool member, which answers HOST_IS_SLAVE."""
+        """URL of the pool member, where every call fails with HOST_IS_SLAVE."""
         return self.url.replace("://127.0.0.1:", "://127.0.0.2:")
 
     @property

@@ -84,6 +84,10 @@ def _implicit_messages():
 # whose entries replace generated ones of the same name.
 ALL_MESSAGES = _implicit_messages()
 ALL_MESSAGES.update(MESSAGES)
+# PIF.destroy is missing from the table; XAPI still serves it for VLAN PIFs.
+ALL_MESSAGES["PIF.destroy"] = Message(
+    "PIF.destroy", ((parse_type("PIF ref"), "self"),), parse_type("void"),
+    ("PIF_IS_PHYSICAL",), False, False)
 
 
 def lookup(method):

@@ -1,9 +1,8 @@
 """Object construction and the device, storage and network messages.
 
-Rules and error parameters follow XAPI's server code (xapi-project/xen-api,
-ocaml/xapi/xapi_vbd.ml, xapi_vif.ml, xapi_vdi.ml, xapi_network.ml,
-xapi_pif.ml); where a detail was inferred from source rather than seen on
-a host, a comment says so.
+The VBD rules and their error parameters follow XAPI's server code
+(xapi-project/xen-api, ocaml/xapi/xapi_vbd.ml). The others follow the
+behaviour XAPI documents, and a NOTE marks details that are inferred.
 """
 
 import random
@@ -17,8 +16,8 @@ from .schema import NULL_REF
 MAC_PATTERN = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 # Linux limits interface names to 15 characters.
 MAX_BRIDGE_LENGTH = 15
-# Device numbers a VBD or VIF may use, inferred from xapi_vm_helpers.ml
-# (allowed_VBD_devices, allowed_VIF_devices), not checked on a host.
+# NOTE: inferred ranges of the device numbers a VBD or VIF may use, not
+# checked on a host.
 MAX_VBD_DEVICE_HVM = 15
 MAX_VBD_DEVICE_PV = 254
 MAX_VIF_DEVICE = 6
@@ -38,7 +37,7 @@ def create_vm(sim, values):
     db = sim.db
     validate_new_vm(values)
     values = dict(values)
-    # A new VM is halted whatever the record says, and has fresh metrics.
+    # A new VM is halted whatever its record contains, and has fresh metrics.
     values.update(power_state="Halted", resident_on=NULL_REF, domid=-1)
     if values.get("affinity", NULL_REF) != NULL_REF:
         check_ref(db, "host", values["affinity"])
@@ -111,15 +110,14 @@ def vdi_attached(db, vdi):
 
 
 def destroy_vdi(sim, vdi):
+    """Destroy a VDI and the unattached VBDs that use it, as XAPI does."""
     db = sim.db
     record = db.get("VDI", vdi)
     if vdi_attached(db, vdi):
         raise Failure("VDI_IN_USE", vdi, "destroy")
     sr = record["SR"]
-    # Unattached VBDs that point at the VDI become empty pointers; a real
-    # host refuses to destroy a VDI that any VBD still uses.
     for vbd in db.members("VDI", vdi, "VBDs"):
-        raise Failure("VDI_IN_USE", vdi, "destroy")
+        db.destroy("VBD", vbd)
     db.destroy("VDI", vdi)
     sim.disks.remove(record["uuid"])
     update_sr_usage(sim, sr)
@@ -557,20 +555,34 @@ def create_network(sim, values):
 
 @handler("network.destroy")
 def network_destroy(sim, session, network):
+    """Destroy a network and its unattached VIFs (ocaml/xapi/xapi_network.ml).
+
+    Attached VIFs and any PIF, VLAN PIFs included, keep the network.
+    """
     db = sim.db
     record = db.get("network", network)
     vifs = db.members("network", network, "VIFs")
-    if vifs:
-        raise Failure("NETWORK_CONTAINS_VIF", ",".join(vifs))
+    attached = [vif for vif in vifs if db.get("VIF", vif)["currently_attached"]]
+    if attached:
+        raise Failure("NETWORK_CONTAINS_VIF", *attached)
     pifs = db.members("network", network, "PIFs")
-    if any(db.get("PIF", pif)["physical"] for pif in pifs):
-        raise Failure("NETWORK_CONTAINS_PIF", ",".join(pifs))
+    if pifs:
+        raise Failure("NETWORK_CONTAINS_PIF", *pifs)
     if record["other_config"].get("is_host_internal_management_network") == "true":
         raise Failure("CANNOT_DESTROY_SYSTEM_NETWORK", network)
-    # Destroying a VLAN network removes its VLAN PIFs with it.
-    for pif in pifs:
-        db.destroy("PIF", pif)
+    for vif in vifs:
+        db.destroy("VIF", vif)
     db.destroy("network", network)
+
+
+@handler("PIF.destroy")
+def pif_destroy(sim, session, pif):
+    """Destroy a VLAN PIF; XAPI deprecates this for VLAN.destroy, which is not modelled."""
+    db = sim.db
+    record = db.get("PIF", pif)
+    if record["physical"]:
+        raise Failure("PIF_IS_PHYSICAL", pif)
+    db.destroy("PIF", pif)
 
 
 def _create_vlan(sim, tagged_pif, network, vlan):

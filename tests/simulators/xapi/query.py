@@ -19,8 +19,8 @@ from .errors import Failure
 _TOKEN = re.compile(r'\s*(?:(\()|(\))|(<>)|(=)|"((?:[^"\\]|\\.)*)"|([A-Za-z_]+))')
 
 # Fields that sit in a datamodel namespace, so their database column joins
-# the namespace and the name with "__". Inferred from the datamodel
-# (ocaml/idl/datamodel*.ml), not observed on a host.
+# the namespace and the name with "__".
+# NOTE: inferred from how XAPI names its columns, not observed on a host.
 NAMESPACED = {
     "name_label", "name_description",
     "memory_static_max", "memory_static_min", "memory_dynamic_max",

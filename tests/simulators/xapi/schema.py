@@ -3,7 +3,7 @@
 The three JSON files in ``data/`` were extracted from XAPI's datamodel
 (``doc/data/xenapi.json`` of xapi-project/xen-api). Field defaults, message
 parameter counts and error parameter names come from them; the simulator
-code only adds behaviour. ``fields.json`` holds a subset of each class's
+code only adds behaviour. ``fields.json`` lists a subset of each class's
 fields, so records carry those fields and no others.
 """
 
@@ -115,7 +115,7 @@ class Message:
 
 
 def zero_value(kind):
-    """Return the value a field of this type holds before anything sets it."""
+    """Return the value of a field of this type that nothing has set."""
     tag = kind[0]
     if tag == "string":
         return ""

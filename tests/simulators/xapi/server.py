@@ -154,7 +154,7 @@ class XapiRequestHandler(BaseHTTPRequestHandler):
                 raise ValueError("a Content-Length header is required")
             response = self.simulator.handle_xmlrpc(body, self.server.host_address)
         except ValueError as error:
-            # XAPI answers a body it cannot parse with HTTP 500.
+            # XAPI returns HTTP 500 for a body it cannot parse.
             self.close_connection = True
             return self.send_bytes(500, ("%s\n" % error).encode())
         self.send_bytes(200, response, "text/xml")

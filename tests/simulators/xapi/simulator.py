@@ -15,8 +15,8 @@ log = logging.getLogger(__name__)
 
 # A host keeps at most this many sessions per originator (or per non-root
 # user), and this many without an originator, evicting the least recently
-# active ones (ocaml/xapi/xapi_session.ml). A real host evicts every 30 s;
-# the simulator evicts at once, at the login that goes over the limit.
+# active ones. A real host evicts every 30 s; the simulator evicts at once,
+# at the login that goes over the limit.
 MAX_SESSIONS_PER_ORIGINATOR = 500
 MAX_ANONYMOUS_SESSIONS = 400
 
@@ -45,7 +45,7 @@ class Stats:
 
 
 class Faults:
-    """Calls told to fail or hang, for fault tests (POST /simulator/faults)."""
+    """Rules that make calls fail or hang, for fault tests (POST /simulator/faults)."""
 
     def __init__(self):
         self.lock = threading.Lock()
@@ -135,7 +135,7 @@ class Simulator:
     # Calls
 
     def handle_xmlrpc(self, body, address):
-        """Answer one XML-RPC request body; raise ValueError if it is malformed."""
+        """Run one XML-RPC request and return the response body; raise ValueError if it is malformed."""
         method, params = wire.parse_call(body)
         if self.latency:
             time.sleep(self.latency)

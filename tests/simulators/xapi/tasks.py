@@ -51,9 +51,9 @@ def task_cancelled(sim, task):
 def start_async(sim, session, method, message, args):
     """Create a task, run the operation on a thread and return the task at once.
 
-    A VM operation is checked and listed in the VM's current_operations
-    first; then the task waits ``sim.task_delay`` seconds (the time the work
-    takes, in which it can be cancelled) and the operation runs.
+    A VM operation is first checked and listed in the VM's
+    current_operations. Then the task waits ``sim.task_delay`` seconds, the
+    time the work takes, in which it can be cancelled. Then the operation runs.
     """
     from .vm import VM_OPERATION_OF_MESSAGE, begin_operation, end_operation
     with sim.db.lock:
@@ -113,9 +113,9 @@ def task_destroy(sim, session, task):
 def task_cancel(sim, session, task):
     """Cancel a pending task.
 
-    A task that some operation runs (an Async call, an HTTP transfer) goes
-    to ``cancelling`` and that operation ends it as ``cancelled``; a task
-    made by task.create that nothing runs is cancelled at once.
+    A task that an Async call or an HTTP transfer runs goes to
+    ``cancelling``, and that operation ends it as ``cancelled``. A task made
+    by task.create that nothing runs is cancelled at once.
     """
     record = sim.db.get("task", task)
     if record["status"] != "pending":

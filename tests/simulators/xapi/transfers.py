@@ -9,7 +9,7 @@ Authentication is the ``session_id`` parameter or HTTP Basic credentials;
 anything else gets 401. The client usually creates the task, passes it as
 ``task_id``, polls it until it leaves ``pending``, reads ``result`` or
 ``error_info`` and destroys it. Without ``task_id`` the handler makes its
-own task and destroys it when done. Uploads get their 200 answer before the
+own task and destroys it when done. Uploads get their 200 response before the
 body is read, as on a real host, so their errors show only on the task.
 Images stream through in 1 MiB pieces; nothing holds a whole disk.
 """
@@ -106,7 +106,7 @@ def handle(request, path, query):
         handlers[path](transfer)
     except Failure as failure:
         if not transfer.responded:
-            # Errors found before the transfer starts answer 500 too.
+            # Errors found before the transfer starts get a 500 response.
             request.send_bytes(500, ("%s\n" % " ".join(failure.description)).encode())
         transfer.finish(error=failure.description)
     except (ConnectionError, TimeoutError) as error:
@@ -132,7 +132,7 @@ def _start_stream(transfer, length=None):
 
 
 def _refuse(request, transfer, failure, status=500):
-    """Answer an error before any body went out, and fail the task."""
+    """Send an error response before any body went out, and fail the task."""
     transfer.responded = True
     request.send_bytes(status, ("%s\n" % " ".join(failure.description)).encode())
     raise failure

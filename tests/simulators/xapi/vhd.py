@@ -1,10 +1,10 @@
 """Dynamic VHD streams for /import_raw_vdi and /export_raw_vdi with format=vhd.
 
-Layout (Microsoft's "Virtual Hard Disk Image Format Specification" 1.0):
-a 512-byte footer copy, a 1024-byte dynamic header, the block allocation
-table (BAT, one big-endian sector number per 2 MiB block, 0xFFFFFFFF for an
-unallocated block), then each allocated block as a 512-byte sector bitmap
-followed by its data, and the footer again at the end.
+A dynamic VHD starts with a 512-byte copy of the footer and a 1024-byte
+dynamic header. The block allocation table (BAT) follows, with one
+big-endian sector number per 2 MiB block, or 0xFFFFFFFF for a block without
+data. Each allocated block is a 512-byte sector bitmap and its data, and
+the footer ends the file.
 """
 
 import struct

@@ -3,7 +3,7 @@
 XAPI writes strings, refs, enums and int64 values as bare ``<value>text</value>``
 (so an int64 reaches a client as a decimal string), booleans as ``<boolean>``,
 floats as ``<double>`` and datetimes as ``<dateTime.iso8601>`` in the form
-``20210628T11:25:34Z``. It never sends an XML-RPC ``<fault>``: every answer is
+``20210628T11:25:34Z``. It never sends an XML-RPC ``<fault>``: every response is
 a struct ``{Status, Value}`` or ``{Status, ErrorDescription}``.
 """
 
@@ -53,7 +53,7 @@ def _write(value, out):
 
 
 def value_fragment(value):
-    """Marshal one value, as a task's ``result`` field holds it."""
+    """Marshal one value, in the form a task's ``result`` field stores."""
     out = []
     _write(value, out)
     return "".join(out)

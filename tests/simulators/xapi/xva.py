@@ -1,6 +1,6 @@
 """The XVA format: a tar stream of ``ova.xml`` and each disk in 1 MiB blocks.
 
-Layout, as XAPI writes it (ocaml/xapi/export.ml, stream_vdi.ml):
+Layout, as XAPI writes it:
     ova.xml                    an XML-RPC struct {version, objects}; each
                                object is {class, id: "Ref:N", snapshot: record},
                                and references between exported objects use
