@@ -14,6 +14,8 @@ extras = {
     # 12.8.0 builds against Debian 12's libvirt 9.0.0; methods newer than
     # the library are absent from the binding.
     "libvirt": ["libvirt-python==12.8.0"],
+    # The Xen adapter's SDK: XML-RPC calls to XAPI.
+    "xen": ["XenAPI==26.21.1"],
     "test": [
         "pytest==9.2.0",
         "WebTest==3.0.7",
@@ -38,6 +40,7 @@ setup(
         "paste.app_factory": ["main = simplestack:main"],
         "simplestack.adapters": [
             "libvirt = simplestack.adapters.libvirt:LibvirtAdapter",
+            "xen = simplestack.adapters.xen:XenAdapter",
         ],
     },
 )

@@ -1,0 +1,126 @@
+"""XAPI error codes and their translation into Simplestack errors.
+
+A XAPI failure is classified by its code, ``Failure.details[0]``, never
+by text. The code and the parameters stay on the translated error as
+``code`` and ``params`` (the response's ``hypervisor`` field), with each
+object reference replaced by the object's UUID: references never leave
+the adapter.
+"""
+
+from simplestack import errors
+from simplestack.adapters.xen.constants import NULL_REF, REF_PREFIX
+
+NOT_FOUND_CODES = frozenset((
+    "HANDLE_INVALID",
+    "UUID_INVALID",
+))
+
+# The guest's state (power state, attached devices, a running operation)
+# forbids the call.
+STATE_CODES = frozenset((
+    "VM_BAD_POWER_STATE",
+    "OTHER_OPERATION_IN_PROGRESS",
+    "OPERATION_NOT_ALLOWED",
+    "OPERATION_BLOCKED",
+    "VM_IS_TEMPLATE",
+    "VM_IS_SNAPSHOT",
+    "VM_LACKS_FEATURE",
+    "VM_LACKS_FEATURE_SHUTDOWN",
+    "VM_LACKS_FEATURE_SUSPEND",
+    "VM_LACKS_FEATURE_VCPU_HOTPLUG",
+    "VM_MISSING_PV_DRIVERS",
+    "VM_HVM_REQUIRED",
+    "VM_HAS_CHECKPOINT",
+    "VDI_IN_USE",
+    "DEVICE_ALREADY_ATTACHED",
+    "DEVICE_ALREADY_DETACHED",
+    "DEVICE_NOT_ATTACHED",
+    "DEVICE_DETACH_REJECTED",
+    "VBD_NOT_EMPTY",
+    "VBD_IS_EMPTY",
+    "VBD_NOT_UNPLUGGABLE",
+    "VBD_TRAY_LOCKED",
+    "VM_CANNOT_DELETE_DEFAULT_TEMPLATE",
+))
+
+# A value XAPI cannot take: memory and VCPU limits, malformed values, a
+# disk larger than its storage, an image it cannot read.
+INVALID_CODES = frozenset((
+    "MEMORY_CONSTRAINT_VIOLATION",
+    "MEMORY_CONSTRAINT_VIOLATION_ORDER",
+    "MEMORY_CONSTRAINT_VIOLATION_MAXPIN",
+    "INVALID_VALUE",
+    "VALUE_NOT_SUPPORTED",
+    "FIELD_TYPE_ERROR",
+    "INVALID_DEVICE",
+    "MAC_INVALID",
+    "VLAN_TAG_INVALID",
+    "VM_MEMORY_SIZE_TOO_LOW",
+    "VDI_TOO_SMALL",
+    "VDI_TOO_LARGE",
+    "SR_FULL",
+    # What real hosts send for a full SR instead of SR_FULL.
+    "SR_BACKEND_FAILURE_44",
+    "IMPORT_ERROR",
+    "IMPORT_ERROR_PREMATURE_EOF",
+    "IMPORT_ERROR_SOME_CHECKSUMS_FAILED",
+    "IMPORT_ERROR_UNEXPECTED_FILE",
+    "IMPORT_ERROR_FAILED_TO_FIND_OBJECT",
+    "IMPORT_INCOMPATIBLE_VERSION",
+))
+
+CONFLICT_CODES = frozenset((
+    "DEVICE_ALREADY_EXISTS",
+    "VM_DUPLICATE_VBD_DEVICE",
+    "MAP_DUPLICATE_KEY",
+    "PIF_VLAN_EXISTS",
+    "VLAN_IN_USE",
+    "NETWORK_ALREADY_CONNECTED",
+    "BRIDGE_NAME_EXISTS",
+    "MAC_STILL_EXISTS",
+))
+
+AUTH_CODES = frozenset((
+    "SESSION_AUTHENTICATION_FAILED",
+    "SESSION_AUTHORIZATION_FAILED",
+))
+
+# This host's XAPI, or its licence, lacks the call.
+UNSUPPORTED_CODES = frozenset((
+    "MESSAGE_METHOD_UNKNOWN",
+    "MESSAGE_REMOVED",
+    "NOT_IMPLEMENTED",
+    "LICENCE_RESTRICTION",
+))
+
+
+def public_params(params, uuids):
+    """Return ``params`` with each reference replaced by its UUID.
+
+    ``uuids`` maps the references the adapter has read to their UUIDs;
+    a reference it has not read becomes ``<hidden reference>``.
+    """
+    public = []
+    for value in params:
+        value = str(value)
+        if value.startswith(REF_PREFIX) and value != NULL_REF:
+            value = uuids.get(value, "<hidden reference>")
+        public.append(value)
+    return public
+
+
+def classify(code):
+    """Return the Simplestack error class for a XAPI error code."""
+    if code in NOT_FOUND_CODES:
+        return errors.EntityNotFound
+    if code in STATE_CODES:
+        return errors.InvalidState
+    if code in INVALID_CODES:
+        return errors.InvalidArguments
+    if code in CONFLICT_CODES:
+        return errors.Conflict
+    if code in AUTH_CODES:
+        return errors.HypervisorAuthenticationFailed
+    if code in UNSUPPORTED_CODES:
+        return errors.FeatureNotImplemented
+    return errors.HypervisorError

@@ -1,0 +1,246 @@
+"""Exporting guests to XVA streams and importing them back.
+
+Both go through XAPI's HTTP handlers, ``GET /export`` and ``PUT /import``,
+on the host the session reached, in chunks: an image is never held in
+memory whole.
+"""
+
+import http.client
+import logging
+
+from simplestack import errors
+from simplestack.adapters import base
+from simplestack.adapters.xen.constants import KIB
+from simplestack.adapters.xen.lookups import validate_name
+from simplestack.adapters.xen.records import state_of
+from simplestack.adapters.xen.rollback import Rollback
+from simplestack.adapters.xen.tasks import task_result_refs
+
+logger = logging.getLogger(__name__)
+
+#: Size of the chunks of an image export or import, in bytes.
+CHUNK_SIZE = 256 * KIB
+
+XVA_CONTENT_TYPE = "application/x-xva"
+
+#: First bytes of a qcow2 image ("QFI" and 0xfb).
+QCOW2_MAGIC = b"QFI\xfb"
+
+# A POSIX tar header: the member name in bytes 0-99, "ustar" at 257.
+TAR_HEADER_SIZE = 512
+TAR_MAGIC_OFFSET = 257
+
+#: The first member of every XVA archive: the VM's metadata.
+XVA_FIRST_MEMBER = "ova.xml"
+
+
+def check_xva(head):
+    """Raise unless ``head``, the first 512 bytes, starts an XVA archive."""
+    if head.startswith(QCOW2_MAGIC):
+        raise errors.FeatureNotImplemented(
+            "Xen imports XVA images only, and this is a qcow2 image")
+    if len(head) < TAR_HEADER_SIZE or \
+            head[TAR_MAGIC_OFFSET:TAR_MAGIC_OFFSET + 5] != b"ustar":
+        raise errors.InvalidArguments(
+            "the image is not an XVA archive: it does not start with a tar "
+            "header")
+    first = head[:100].split(b"\0", 1)[0].decode("utf-8", "replace")
+    if first != XVA_FIRST_MEMBER:
+        raise errors.FeatureNotImplemented(
+            "Xen imports XVA images only: the archive starts with %r, not "
+            "%s (an OVA needs a conversion first)" % (first, XVA_FIRST_MEMBER))
+
+
+def read_exactly(stream, size):
+    """Read up to ``size`` bytes, retrying short reads until EOF."""
+    parts = []
+    remaining = size
+    while remaining > 0:
+        data = stream.read(remaining)
+        if not data:
+            break
+        parts.append(data)
+        remaining -= len(data)
+    return b"".join(parts)
+
+
+class ExportStream:
+    """The body of a running export, and the task that follows it."""
+
+    def __init__(self, adapter, task_ref, connection, response, guest_id):
+        self.adapter = adapter
+        self.task_ref = task_ref
+        self.connection = connection
+        self.response = response
+        self.guest_id = guest_id
+        self.finished = False
+
+    def chunks(self):
+        try:
+            while True:
+                data = self.response.read(CHUNK_SIZE)
+                if not data:
+                    break
+                yield data
+        except (OSError, http.client.HTTPException) as error:
+            raise self.adapter._handler_error(error, self.task_ref,
+                                              "the export") from error
+        task = self.adapter._wait_for_task(
+            self.task_ref, "the export of guest %s" % self.guest_id)
+        self.finished = True
+        self.adapter._task_result(task, "the export of guest %s"
+                                  % self.guest_id)
+
+    def close(self):
+        """Close the HTTP connection, then cancel an unfinished task and
+        destroy it: a client that stops reading stops the export."""
+        connection, self.connection = self.connection, None
+        if connection is None:
+            return
+        connection.close()
+        if not self.finished:
+            logger.info("the export of guest %s ended before its last "
+                        "byte; cancelling its task", self.guest_id)
+        self.adapter._end_task(self.task_ref, cancel=not self.finished)
+
+
+class ImagesMixin:
+    """Methods of XenAdapter that export and import guests."""
+
+    def export_guest(self, guest_id):
+        vm_ref, vm = self._guest(guest_id)
+        if vm["power_state"] not in ("Halted", "Suspended"):
+            raise errors.InvalidState("cannot export guest %s: it is %s; "
+                                      "stop it first"
+                                      % (guest_id, state_of(vm)))
+        task_ref = self._create_task("export %s" % vm["uuid"])
+        connection = self._endpoint.connection()
+        try:
+            self.calls += 1
+            connection.request("GET", self._handler_path(
+                "export", task_id=task_ref, uuid=vm["uuid"]))
+            response = connection.getresponse()
+            if response.status != 200:
+                response.read()
+                raise self._handler_status_error(response.status, task_ref,
+                                                 "the export")
+        except BaseException as error:
+            connection.close()
+            self._end_task(task_ref, cancel=True)
+            if isinstance(error, (OSError, http.client.HTTPException)):
+                raise self._handler_error(error, None, "the export") \
+                    from error
+            raise
+
+        export = ExportStream(self, task_ref, connection, response,
+                              vm["uuid"])
+        length = response.getheader("Content-Length")
+        return base.ImageStream(
+            chunks=export.chunks(), content_type=XVA_CONTENT_TYPE,
+            filename="%s.xva" % vm["uuid"],
+            length=int(length) if length and length.isdigit() else None,
+            close=export.close)
+
+    def import_guest(self, stream, length, content_type, name=None,
+                     storage_id=None):
+        if name is not None:
+            validate_name("guest", name)
+            self._check_guest_name_free(name)
+        query = {}
+        if storage_id is not None:
+            query["sr_id"], _sr = self._storage(storage_id)
+        head = read_exactly(stream, min(TAR_HEADER_SIZE, length))
+        check_xva(head)
+
+        task_ref = self._create_task("import")
+        query["task_id"] = task_ref
+        finished = False
+        connection = self._endpoint.connection()
+        try:
+            self.calls += 1
+            self._upload(connection, self._handler_path("import", **query),
+                         stream, head, length, task_ref)
+            task = self._wait_for_task(task_ref, "the import")
+            finished = True
+            refs = task_result_refs(self._task_result(task, "the import"))
+        finally:
+            connection.close()
+            self._end_task(task_ref, cancel=not finished)
+        if not refs:
+            raise errors.HypervisorError("%s at %s ended the import without "
+                                         "a VM" % (self.hypervisor_name,
+                                                   self.host))
+
+        vm_ref = refs[0]
+        with Rollback("importing a guest") as rollback:
+            rollback.add("delete the imported VM",
+                         self._destroy_vm_with_disks, vm_ref)
+            if name is not None:
+                self._call("VM.set_name_label", vm_ref, name, vm=vm_ref)
+            record = self._guest_record(vm_ref)
+        logger.info("imported guest %s (%s, %d bytes) on %s", record["name"],
+                    record["id"], length, self.host)
+        return record
+
+    def _upload(self, connection, path, stream, head, length, task_ref):
+        """Send ``head`` and the rest of ``stream``, ``length`` bytes in
+        all, then read the handler's response."""
+        try:
+            connection.putrequest("PUT", path)
+            # XAPI refuses chunked uploads, so the length goes first.
+            connection.putheader("Content-Length", str(length))
+            connection.putheader("Content-Type", "application/octet-stream")
+            connection.endheaders()
+            sent = 0
+            data = head
+            while data:
+                connection.send(data)
+                sent += len(data)
+                if sent >= length:
+                    break
+                data = read_exactly(stream, min(CHUNK_SIZE, length - sent))
+            if sent < length:
+                raise errors.InvalidArguments(
+                    "the image ended after %d of %d bytes" % (sent, length))
+            response = connection.getresponse()
+            response.read()
+        except (OSError, http.client.HTTPException) as error:
+            raise self._handler_error(error, task_ref, "the import") \
+                from error
+        if response.status != 200:
+            raise self._handler_status_error(response.status, task_ref,
+                                             "the import")
+
+    def _handler_error(self, error, task_ref, operation):
+        """Translate a failed handler connection: the task's own error
+        when XAPI already failed it, else the transport error."""
+        if task_ref is not None:
+            try:
+                task = self._call("task.get_record", task_ref)
+            except errors.SimplestackError:
+                task = None
+            if task is not None and task["status"] in ("failure",
+                                                       "cancelled"):
+                return self._task_error(task, operation)
+        return self._translate_transport_error(error, self._endpoint) or \
+            errors.HypervisorUnreachable(
+                "the connection to %s at %s failed during %s"
+                % (self.hypervisor_name, self.host, operation), original=error)
+
+    def _handler_status_error(self, status, task_ref, operation):
+        try:
+            task = self._call("task.get_record", task_ref)
+        except errors.SimplestackError:
+            task = None
+        if task is not None and task["status"] in ("failure", "cancelled"):
+            return self._task_error(task, operation)
+        return errors.HypervisorError(
+            "%s at %s returned HTTP %d for %s"
+            % (self.hypervisor_name, self.host, status, operation))
+
+    def _task_error(self, task, operation):
+        try:
+            self._task_result(task, operation)
+        except errors.SimplestackError as error:
+            return error
+        return errors.HypervisorError("%s failed" % operation)

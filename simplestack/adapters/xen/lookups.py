@@ -1,0 +1,154 @@
+"""Identifiers, names and the lookup of XAPI objects.
+
+An identifier in the 36-character UUID form is looked up as a UUID only,
+and any other identifier as a name, which must then name exactly one
+object: XAPI does not keep names unique.
+"""
+
+import re
+
+from simplestack import errors
+from simplestack.adapters.xen.constants import NULL_REF
+from simplestack.adapters.xen.records import is_guest
+
+UUID_PATTERN = re.compile(
+    r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+    re.IGNORECASE)
+
+
+def is_uuid(text):
+    return isinstance(text, str) and bool(UUID_PATTERN.match(text))
+
+
+def validate_name(kind, name):
+    """Raise InvalidArguments unless ``name`` can name a guest or network.
+
+    Names are also accepted in place of ids in URLs, so a name may not
+    contain '/' or have the form of a UUID.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise errors.InvalidArguments("invalid %s name %r; expected a "
+                                      "non-empty string" % (kind, name))
+    if "/" in name or any(ord(character) < 32 for character in name):
+        raise errors.InvalidArguments(
+            "invalid %s name %r; it may not contain '/' or control "
+            "characters" % (kind, name))
+    if is_uuid(name):
+        raise errors.InvalidArguments(
+            "invalid %s name %r; a name may not have the form of a UUID"
+            % (kind, name))
+
+
+class LookupsMixin:
+    """Methods of XenAdapter that find XAPI objects and read records."""
+
+    def _remember(self, ref, record):
+        """Note the UUID of ``ref`` for error messages; return ``record``."""
+        if isinstance(record, dict) and "uuid" in record:
+            self._uuids[ref] = record["uuid"]
+        return record
+
+    def _record(self, cls, ref):
+        return self._remember(ref, self._call(cls + ".get_record", ref))
+
+    def _records(self, cls, refs):
+        """Return {ref: record} for ``refs``, skipping NULL."""
+        return {ref: self._record(cls, ref) for ref in refs
+                if ref != NULL_REF}
+
+    def _all_records(self, cls):
+        records = self._call(cls + ".get_all_records")
+        for ref, record in records.items():
+            self._remember(ref, record)
+        return records
+
+    def _load_classes(self, classes):
+        """Read every object of ``classes`` with one event.from call.
+
+        An empty token makes XAPI return each object of the classes as an
+        "add" event carrying its record. Returns {class: {ref: record}}
+        with the class names as given.
+        """
+        requested = {cls.lower(): cls for cls in classes}
+        loaded = {cls: {} for cls in classes}
+        batch = self._call("event.from", list(classes), "", 0.0)
+        for event in batch["events"]:
+            cls = requested.get(str(event.get("class", "")).lower())
+            if cls is None or event.get("operation") == "del" or \
+                    "snapshot" not in event:
+                continue
+            loaded[cls][event["ref"]] = self._remember(event["ref"],
+                                                       event["snapshot"])
+        return loaded
+
+    def _find(self, cls, kind, identifier, accept=None, accept_name=None):
+        """Return (ref, record) of the ``cls`` object that ``identifier``
+        names.
+
+        ``accept`` filters the records found by UUID, ``accept_name``
+        (default: ``accept``) those found by name.
+        """
+        identifier = str(identifier)
+        if is_uuid(identifier):
+            try:
+                ref = self._call(cls + ".get_by_uuid", identifier.lower())
+            except errors.EntityNotFound as error:
+                raise errors.EntityNotFound(
+                    "%s %s not found" % (kind, identifier), code=error.code,
+                    params=error.params, original=error.original) from None
+            record = self._record(cls, ref)
+            if accept is not None and not accept(record):
+                raise errors.EntityNotFound("%s %s not found"
+                                            % (kind, identifier))
+            return ref, record
+
+        refs = self._call(cls + ".get_by_name_label", identifier)
+        accept_name = accept_name or accept
+        found = [(ref, record) for ref, record in self._records(
+            cls, refs).items() if accept_name is None or accept_name(record)]
+        if not found:
+            raise errors.EntityNotFound("%s %s not found" % (kind, identifier))
+        if len(found) > 1:
+            raise errors.Conflict(
+                "%d %ss are named %r; use the id instead"
+                % (len(found), kind, identifier))
+        return found[0]
+
+    def _guest(self, guest_id):
+        """Return (ref, record) of a guest.
+
+        A UUID finds templates too, since PUT ``template`` turns guests
+        into templates and back; a name finds guests only. Snapshots and
+        control domains are never guests.
+        """
+        return self._find("VM", "guest", guest_id, accept=lambda vm: not (
+            vm["is_a_snapshot"] or vm["is_control_domain"]),
+            accept_name=is_guest)
+
+    def _check_guest_name_free(self, name, own_ref=None):
+        refs = self._call("VM.get_by_name_label", name)
+        for ref, vm in self._records("VM", refs).items():
+            if ref != own_ref and is_guest(vm):
+                raise errors.Conflict("a guest named %r exists already (%s)"
+                                      % (name, vm["uuid"]))
+
+    def _storage(self, storage_id):
+        return self._find("SR", "storage", storage_id)
+
+    def _network(self, network_id):
+        return self._find("network", "network", network_id)
+
+    def _host(self, host_id):
+        if not is_uuid(host_id):
+            raise errors.EntityNotFound("host %s not found" % host_id)
+        return self._find("host", "host", host_id)
+
+    def _default_storage(self):
+        """Return (ref, record) of the pool's default SR."""
+        pools = list(self._all_records("pool").values())
+        sr_ref = pools[0]["default_SR"] if pools else NULL_REF
+        if sr_ref == NULL_REF:
+            raise errors.InvalidArguments(
+                "the pool of %s has no default storage; name a storage_id"
+                % self.host)
+        return sr_ref, self._record("SR", sr_ref)

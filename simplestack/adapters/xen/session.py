@@ -1,0 +1,243 @@
+"""Logging in to XAPI and out again, and every XML-RPC call in between.
+
+``_call`` is the one way the adapter reaches XAPI: it counts the call,
+sends int64 values as strings, refuses None (XAPI rejects ``<nil/>``) and
+translates every failure into a Simplestack error.
+"""
+
+import http.client
+import logging
+import socket
+import ssl
+import xml.parsers.expat
+import xmlrpc.client
+
+import XenAPI
+
+from simplestack import errors
+from simplestack.adapters.xen.constants import STATE_MAP
+from simplestack.adapters.xen.failures import classify, public_params
+from simplestack.adapters.xen.transport import (
+    Endpoint, XmlRpcTransport, master_host, tls_context)
+
+logger = logging.getLogger(__name__)
+
+#: The API version sent at login. XAPI accepts any value and behaves as
+#: its own version does.
+API_VERSION = "1.0"
+
+
+def to_wire(value):
+    """Return ``value`` as XAPI takes it: ints as decimal strings.
+
+    XML-RPC ints are 32-bit, XAPI's are 64-bit, and XAPI takes either form
+    for an int64 parameter; strings work for every size. None has no XAPI
+    form: passing one is a bug of the caller.
+    """
+    if value is None:
+        raise TypeError("None cannot be sent to XAPI")
+    if isinstance(value, bool) or isinstance(value, (str, float)):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [to_wire(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): to_wire(item) for key, item in value.items()}
+    raise TypeError("cannot send a %s to XAPI" % type(value).__name__)
+
+
+class SessionMixin:
+    """Methods of XenAdapter that hold the XAPI session and call XAPI.
+
+    ``self._session`` is the logged-in XenAPI.Session, or None.
+    ``self._endpoint`` is the host it reached (the pool master).
+    ``self._uuids`` maps the references read so far to UUIDs, which error
+    parameters show in place of the references.
+    """
+
+    def open(self):
+        if self._session is not None:
+            return
+        endpoint = Endpoint(self.host, self.config, self._tls_context())
+        if self.config["insecure"]:
+            logger.warning("connecting to Xen host %s without verifying "
+                           "its TLS certificate (insecure = true)",
+                           self.host)
+        try:
+            self._session = self._login(endpoint)
+        except XenAPI.Failure as failure:
+            if failure.details[:1] != ["HOST_IS_SLAVE"] or \
+                    len(failure.details) < 2:
+                raise self._translate_failure(failure, "login") from failure
+            # A pool member refers every client to the master, and the
+            # master never does: one redirection at most.
+            endpoint = endpoint.moved_to(
+                master_host(self.host, failure.details[1]))
+            logger.info("Xen host %s is a pool member; logging in to its "
+                        "master %s", self.host, endpoint.host)
+            try:
+                self._session = self._login(endpoint)
+            except XenAPI.Failure as second:
+                raise self._translate_failure(second, "login") from second
+        self._endpoint = endpoint
+
+    def _tls_context(self):
+        if self.config["scheme"] != "https":
+            return None
+        try:
+            return tls_context(self.config)
+        except OSError as error:
+            raise errors.HypervisorUnreachable(
+                "cannot read the CA bundle %s of the ca_bundle setting: %s"
+                % (self.config["ca_bundle"], error.strerror or error),
+                original=error) from error
+        except ssl.SSLError as error:
+            raise errors.HypervisorUnreachable(
+                "the CA bundle %s of the ca_bundle setting contains no valid "
+                "certificate" % self.config["ca_bundle"],
+                original=error) from error
+
+    def _login(self, endpoint):
+        """Return a session logged in at ``endpoint``; raise
+        XenAPI.Failure as it comes, other errors translated."""
+        transport = XmlRpcTransport(endpoint)
+        session = XenAPI.Session(endpoint.url, transport=transport)
+        username, password = self.credentials
+        self.calls += 1
+        try:
+            session.xenapi.login_with_password(
+                username, password, API_VERSION, self.config["originator"])
+        except XenAPI.Failure:
+            transport.close()
+            raise
+        except Exception as error:
+            transport.close()
+            translated = self._translate_transport_error(error, endpoint)
+            if translated is None:
+                raise
+            raise translated from error
+        logger.debug("logged in to Xen host %s as originator %s",
+                     endpoint.host, self.config["originator"])
+        return session
+
+    def close(self):
+        session, self._session = self._session, None
+        if session is None:
+            return
+        self.calls += 1
+        try:
+            session.xenapi.session.logout()
+        except Exception as error:  # close() must not raise: log instead
+            logger.warning("logging out of Xen host %s failed: %s",
+                           self._endpoint.host, type(error).__name__)
+        finally:
+            session.transport.close()
+
+    @property
+    def session(self):
+        if self._session is None:
+            self.open()
+        return self._session
+
+    # -- calls ---------------------------------------------------------------
+
+    def _call(self, method, *args, vm=None):
+        """Call the XAPI ``method`` ("VM.start") and return its value.
+
+        ``vm`` is the VM reference the call acts on, so that an error of
+        state can name the guest's current state.
+        """
+        arguments = [to_wire(argument) for argument in args]
+        function = self.session.xenapi
+        for part in method.split("."):
+            function = getattr(function, part)
+        self.calls += 1
+        try:
+            return function(*arguments)
+        except XenAPI.Failure as failure:
+            raise self._translate_failure(failure, method, vm) from failure
+        except Exception as error:
+            translated = self._translate_transport_error(
+                error, self._endpoint)
+            if translated is None:
+                raise
+            raise translated from error
+
+    def _translate_failure(self, failure, method, vm=None):
+        details = [str(item) for item in failure.details] or ["UNKNOWN"]
+        code, params = details[0], details[1:]
+        public = public_params(params, self._uuids)
+        error_class = classify(code)
+        summary = code
+        if public:
+            summary += " (%s)" % ", ".join(public)
+
+        if error_class is errors.InvalidState:
+            state = self._state_for_message(code, params, vm)
+            message = ("%s rejected %s while the guest is %s: %s"
+                       % (self.hypervisor_name, method, state, summary))
+        elif error_class is errors.HypervisorAuthenticationFailed:
+            message = "%s at %s rejected the credentials" % (
+                self.hypervisor_name, self.host)
+        elif error_class is errors.FeatureNotImplemented:
+            message = "%s at %s cannot run %s: %s" % (
+                self.hypervisor_name, self.host, method, summary)
+        else:
+            message = "%s failed in %s: %s" % (
+                self.hypervisor_name, method, summary)
+        return error_class(message, code=code, params=public,
+                           original=failure)
+
+    def _state_for_message(self, code, params, vm):
+        """Return the API state to name in an InvalidState message."""
+        if code == "VM_BAD_POWER_STATE" and len(params) >= 3:
+            return STATE_MAP.get(params[2].capitalize(), "UNKNOWN")
+        if vm is None:
+            return "in a state that forbids it"
+        try:
+            return STATE_MAP.get(self._call("VM.get_power_state", vm),
+                                 "UNKNOWN")
+        except errors.SimplestackError:
+            return "UNKNOWN"
+
+    def _translate_transport_error(self, error, endpoint):
+        """Translate a failure to reach XAPI; None for anything else."""
+        where = "%s at %s" % (self.hypervisor_name, endpoint.host)
+        if isinstance(error, ssl.SSLCertVerificationError):
+            return errors.HypervisorUnreachable(
+                "%s is unreachable: TLS certificate verification failed "
+                "(%s); set ca_bundle to the CA that signed it"
+                % (where, error.verify_message), original=error)
+        if isinstance(error, ssl.SSLError):
+            return errors.HypervisorUnreachable(
+                "%s is unreachable: the TLS handshake failed (%s)"
+                % (where, error.reason), original=error)
+        if isinstance(error, TimeoutError) or (
+                isinstance(error, xmlrpc.client.Fault)
+                and error.faultCode == 504):
+            return errors.HypervisorTimeout(
+                "%s did not answer within %s s" % (
+                    where, self.config["read_timeout"]), original=error)
+        if isinstance(error, ConnectionRefusedError):
+            return errors.HypervisorUnreachable(
+                "%s is unreachable: connection refused" % where,
+                original=error)
+        if isinstance(error, socket.gaierror):
+            return errors.HypervisorUnreachable(
+                "%s is unreachable: the host name does not resolve" % where,
+                original=error)
+        if isinstance(error, (OSError, http.client.HTTPException)):
+            return errors.HypervisorUnreachable(
+                "%s is unreachable: %s" % (where, type(error).__name__),
+                original=error)
+        if isinstance(error, xmlrpc.client.ProtocolError):
+            return errors.HypervisorError(
+                "%s returned HTTP %d instead of an XML-RPC response"
+                % (where, error.errcode), original=error)
+        if isinstance(error, (xmlrpc.client.Error,
+                              xml.parsers.expat.ExpatError)):
+            return errors.HypervisorError(
+                "%s sent a malformed XML-RPC response" % where,
+                original=error)
+        return None

@@ -1,0 +1,132 @@
+"""HTTP(S) connections to a XAPI host: TLS context, timeouts, host names.
+
+The XenAPI SDK has no timeout and no CA argument, so the adapter hands it
+an XML-RPC transport whose connections verify TLS against the configured
+CAs and time out. The HTTP handlers for images use the same connections.
+"""
+
+import http.client
+import os
+import ssl
+import threading
+import xmlrpc.client
+
+_contexts = {}
+_contexts_lock = threading.Lock()
+
+
+def tls_context(config):
+    """Return the SSL context for ``config``, shared while its CA file is
+    unchanged.
+
+    Raises OSError when the CA bundle cannot be read and ssl.SSLError when
+    it contains no valid certificate.
+    """
+    cafile = config["ca_bundle"] or None
+    stamp = os.stat(cafile).st_mtime_ns if cafile else None
+    key = (cafile, stamp, config["insecure"])
+    with _contexts_lock:
+        context = _contexts.get(key)
+        if context is None:
+            context = ssl.create_default_context(cafile=cafile)
+            if config["insecure"]:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            _contexts[key] = context
+        return context
+
+
+def split_host(host):
+    """Split ``host``, ``host:port`` or ``[v6]:port`` into (host, port)."""
+    if host.startswith("["):
+        address, _, rest = host[1:].partition("]")
+        return address, rest[1:] if rest.startswith(":") else None
+    if host.count(":") == 1:
+        address, _, port = host.partition(":")
+        return address, port
+    return host, None
+
+
+def join_host(address, port):
+    if ":" in address:
+        address = "[%s]" % address
+    return "%s:%s" % (address, port) if port else address
+
+
+def master_host(current_host, master_address):
+    """Return the URL host of the master that HOST_IS_SLAVE named.
+
+    XAPI names the master by address alone, because every host of a pool
+    listens on the same port. The port of ``current_host`` is kept unless
+    the address has its own.
+    """
+    address, port = split_host(master_address)
+    if port is None:
+        port = split_host(current_host)[1]
+    return join_host(address, port)
+
+
+class _TimedConnectionMixin:
+    """Open the socket within the connect timeout, then read with the
+    read timeout: a slow XAPI call must not be cut at the connect limit."""
+
+    read_timeout = None
+
+    def connect(self):
+        super().connect()
+        self.sock.settimeout(self.read_timeout)
+
+
+class TimedHTTPConnection(_TimedConnectionMixin, http.client.HTTPConnection):
+    def __init__(self, host, connect_timeout, read_timeout):
+        super().__init__(host, timeout=connect_timeout)
+        self.read_timeout = read_timeout
+
+
+class TimedHTTPSConnection(_TimedConnectionMixin,
+                           http.client.HTTPSConnection):
+    def __init__(self, host, connect_timeout, read_timeout, context):
+        super().__init__(host, timeout=connect_timeout, context=context)
+        self.read_timeout = read_timeout
+
+
+class Endpoint:
+    """One XAPI host: its URL host, scheme, TLS context and timeouts."""
+
+    def __init__(self, host, config, context):
+        self.host = host
+        self.scheme = config["scheme"]
+        self.context = context
+        self.connect_timeout = config["connect_timeout"]
+        self.read_timeout = config["read_timeout"]
+
+    @property
+    def url(self):
+        return "%s://%s/" % (self.scheme, self.host)
+
+    def moved_to(self, host):
+        moved = Endpoint.__new__(Endpoint)
+        moved.__dict__.update(self.__dict__, host=host)
+        return moved
+
+    def connection(self):
+        """Return a new, unopened HTTP(S) connection to the host."""
+        if self.scheme == "https":
+            return TimedHTTPSConnection(self.host, self.connect_timeout,
+                                        self.read_timeout, self.context)
+        return TimedHTTPConnection(self.host, self.connect_timeout,
+                                   self.read_timeout)
+
+
+class XmlRpcTransport(xmlrpc.client.SafeTransport):
+    """The SDK's transport: the endpoint's connections, kept alive."""
+
+    def __init__(self, endpoint):
+        super().__init__(context=endpoint.context)
+        self.endpoint = endpoint
+
+    def make_connection(self, host):
+        if self._connection and host == self._connection[0]:
+            return self._connection[1]
+        self._connection = host, self.endpoint.connection()
+        return self._connection[1]
