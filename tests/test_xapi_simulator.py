@@ -1097,3 +1097,15 @@ def test_command_line_rejects_non_loopback_address():
                             cwd=os.path.dirname(os.path.dirname(__file__)))
     assert result.returncode == 2
     assert "not an IPv4 loopback address" in result.stderr
+
+
+def test_every_table_message_has_an_implementation():
+    from tests.simulators.xapi import dispatch, simulator  # noqa: F401  (registers handlers)
+    from tests.simulators.xapi.schema import MESSAGES
+    # Simulator.call itself runs login and logout.
+    sessions = {"session.login_with_password", "session.logout"}
+    missing = [name for name, message in MESSAGES.items()
+               if not message.implicit and not message.removed
+               and name not in dispatch.HANDLERS and name not in sessions]
+    assert missing == []
+    assert len(MESSAGES) == 113

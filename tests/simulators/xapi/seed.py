@@ -21,6 +21,7 @@ SOFTWARE_VERSION = {
 API_VERSION = (2, 21)
 
 HOST_MEMORY = [64 * GIB, 32 * GIB]
+SEEDED_DISK_SIZE = 10 * GIB
 CONTROL_DOMAIN_MEMORY = 4 * GIB
 
 LINUX_PLATFORM = {"device-model": "qemu-upstream-compat", "nx": "true",
@@ -78,7 +79,7 @@ def seed_pool(sim, master_address, member_address, vm_count):
              for index, address in enumerate([master_address, member_address])]
     sim.host_by_address = {master_address: hosts[0], member_address: hosts[1]}
 
-    shared = _storage(sim, hosts)
+    shared = _storage(sim, hosts, vm_count)
     networks = _networks(sim, hosts)
     db.create("pool", {
         "name_label": "Simulated pool", "master": hosts[0], "default_SR": shared,
@@ -136,7 +137,7 @@ def _sr(sim, name, sr_type, content_type, size, shared, hosts, device_config,
     return sr
 
 
-def _storage(sim, hosts):
+def _storage(sim, hosts, vm_count):
     for host in hosts:
         host_name = sim.db.get("host", host)["name_label"]
         _sr(sim, "Local storage", "lvm", "user", 500 * GIB, False, [host],
@@ -147,7 +148,9 @@ def _storage(sim, hosts):
             sm_config={"type": "cd"})
         _sr(sim, "Removable storage", "udev", "disk", 0, False, [host],
             {"location": "/dev/xapi/block"}, sm_config={"type": "block"})
-    shared = _sr(sim, "NFS virtual disk storage", "nfs", "", 2048 * GIB, True, hosts,
+    # 2 TiB, or twice what the seeded guests' disks need.
+    size = max(2048 * GIB, 2 * vm_count * SEEDED_DISK_SIZE)
+    shared = _sr(sim, "NFS virtual disk storage", "nfs", "", size, True, hosts,
                  {"server": "nfs.example.org", "serverpath": "/exports/xen"},
                  description="NFS SR [nfs.example.org:/exports/xen]")
     iso = _sr(sim, "ISO library", "iso", "iso", 100 * GIB, True, hosts,
@@ -281,7 +284,7 @@ def _seed_vms(sim, count, sr, network):
                                        name_description="Seeded guest"))
         vdi = create_vdi(sim, {
             "name_label": "%s disk 0" % name, "name_description": "", "SR": sr,
-            "virtual_size": 10 * GIB, "type": "system", "sharable": False,
+            "virtual_size": SEEDED_DISK_SIZE, "type": "system", "sharable": False,
             "read_only": False, "other_config": {}, "xenstore_data": {},
             "sm_config": {}, "tags": []})
         create_vbd(sim, {"VM": vm, "VDI": vdi, "userdevice": "0", "bootable": True,
