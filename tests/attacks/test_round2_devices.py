@@ -225,7 +225,7 @@ def test_nic_update_network_by_id(http_client, qemu_network, guest_cleanup):
 def test_nic_on_inactive_network_is_409(http_client, inactive_network,
                                         guest_cleanup):
     # libvirt reports the inactive network as VIR_ERR_OPERATION_INVALID,
-    # which read as a problem with the guest's state.
+    # which the adapter reported as the guest's state (InvalidState).
     guest = http_client.create_guest(guest_cleanup)
     guest_path = "/guests/" + guest["id"]
     http_client.ok("PUT", guest_path + "/power", {"state": "start"})
@@ -255,3 +255,81 @@ def test_start_on_inactive_network_is_409(http_client, inactive_network,
     assert inactive_network.name() in body["message"]
     assert http_client.ok("GET", "/guests/" + guest["id"])["state"] == \
         "STOPPED"
+
+
+def test_cpus_over_driver_max_is_400(api):
+    # The test driver takes at most 32 vCPUs (virConnectGetMaxVcpus).
+    name = unique_name()
+
+    response = api.post_json(GUESTS, {"name": name, "cpus": 33},
+                             status="*")
+
+    assert response.status_int == 400, response.text
+    assert "at most 32" in response.json["message"]
+    assert api.get(GUESTS + "/" + name, status="*").status_int == 404
+
+
+@requires_qemu
+def test_same_mac_on_two_guests_is_409(http_client, qemu_network,
+                                       guest_cleanup):
+    first = http_client.create_guest(guest_cleanup)
+    second = http_client.create_guest(guest_cleanup)
+    mac = "52:54:00:5a:5b:5c"
+    http_client.ok("POST", "/guests/%s/network_interfaces" % first["id"],
+                   {"network": qemu_network.name(), "mac": mac}, status=201)
+
+    status, body, _response = http_client.request(
+        "POST", "/guests/%s/network_interfaces" % second["id"],
+        {"network": qemu_network.name(), "mac": mac})
+    nics = http_client.ok("GET", "/guests/%s/network_interfaces"
+                          % second["id"])
+
+    assert status == 409, body
+    assert body["error"] == "Conflict"
+    assert first["name"] in body["message"]
+    assert nics == []
+
+
+@requires_qemu
+def test_media_rejects_qcow2_volume(http_client, qemu_pool, guest_cleanup):
+    # The CD-ROM drive reads its image as raw data, so a qcow2 volume
+    # would show the guest its metadata.
+    volume = qemu_pool.createXML(
+        "<volume><name>%s.qcow2</name><capacity>1048576</capacity>"
+        "<target><format type='qcow2'/></target></volume>"
+        % backends.unique_name("cd"), 0)
+    try:
+        guest = http_client.create_guest(guest_cleanup)
+
+        status, body, _response = http_client.request(
+            "PUT", "/guests/%s/media_device" % guest["id"],
+            {"name": volume.name()})
+        media = http_client.ok("GET", "/guests/%s/media_device"
+                               % guest["id"])
+
+        assert status == 400, body
+        assert "qcow2" in body["message"]
+        assert media == {"name": None}
+    finally:
+        volume.delete(0)
+
+
+@requires_qemu
+def test_disk_name_avoids_leftover_volume(http_client, qemu_pool,
+                                          guest_cleanup):
+    # A volume left in the pool under the default name of the next disk
+    # made the add fail with 409.
+    guest = http_client.create_guest(guest_cleanup, hdd=1,
+                                     storage_id=qemu_pool.UUIDString())
+    leftover = qemu_pool.createXML(
+        "<volume><name>%s-disk2.qcow2</name><capacity>1048576</capacity>"
+        "<target><format type='qcow2'/></target></volume>"
+        % guest["name"], 0)
+    try:
+        disk = http_client.ok("POST", "/guests/%s/disks" % guest["id"], {
+            "size": 1, "storage_id": qemu_pool.UUIDString()}, status=201)
+
+        assert disk["number"] == 2
+        assert disk["name"] == "%s-disk2-1.qcow2" % guest["name"]
+    finally:
+        leftover.delete(0)

@@ -5,6 +5,8 @@ that fails validation changes nothing), and deleting a guest should leave
 none of its volumes in the pool.
 """
 
+import threading
+
 from tests import backends
 from tests.attacks.round2_http import (  # noqa: F401 (pytest fixtures)
     guest_cleanup, http_client, pool_volume_names, qemu_connection,
@@ -100,3 +102,49 @@ def test_revert_then_delete_leaves_no_volume(http_client, qemu_pool,
 
     assert status == 201, body
     assert pool_volume_names(qemu_pool) == volumes_before
+
+
+def test_failed_growth_keeps_old_memory(http_client, qemu_pool,
+                                        guest_cleanup):
+    # update_guest redefined the memory before growing the disk, so a
+    # growth libvirt rejected left the new memory in place.
+    guest = http_client.create_guest(guest_cleanup, hdd=1,
+                                     storage_id=qemu_pool.UUIDString())
+    guest_path = "/guests/" + guest["id"]
+
+    status, body, _response = http_client.request(
+        "PUT", guest_path, {"memory": 128, "hdd": 1024 * 1024})
+    after = http_client.ok("GET", guest_path)
+
+    assert status == 400, body
+    assert "free" in body["message"]
+    assert after["memory"] == guest["memory"]
+    assert after["hdd"] == guest["hdd"]
+
+
+def test_snapshot_without_disk_is_501(http_client, guest_cleanup):
+    guest = http_client.create_guest(guest_cleanup)
+
+    status, body, _response = http_client.request(
+        "POST", "/guests/%s/snapshots" % guest["id"], {"name": "none"})
+
+    assert status == 501, body
+    assert "no disk" in body["message"]
+
+
+def test_parallel_deletes_of_running_guest(http_client, guest_cleanup):
+    # The requests that lose the race must find the guest gone (404), not
+    # fail to stop a guest another request already stopped (409).
+    guest = http_client.create_guest(guest_cleanup)
+    guest_path = "/guests/" + guest["id"]
+    http_client.ok("PUT", guest_path + "/power", {"state": "start"})
+
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(
+        http_client.request("DELETE", guest_path)[0])) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert sorted(results) == [204, 404, 404]

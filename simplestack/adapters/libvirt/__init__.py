@@ -28,6 +28,8 @@ calls.py
 connection.py
     Opening and closing connections, the process-wide test driver
     connections and the event loop that runs keepalive probes.
+locks.py
+    The per-guest locks that serialize device changes within the process.
 lookups.py
     UUID and name checks, and the lookup of domains, pools, networks and
     volumes.
@@ -45,7 +47,9 @@ power.py
 images.py
     Cloning, exporting and importing guests.
 devices.py
-    Disks, the media device and network interfaces.
+    Disks and the media device.
+nics.py
+    Network interfaces.
 networks.py
     Networks.
 snapshots.py
@@ -72,7 +76,8 @@ from simplestack.adapters.libvirt.settings import (  # noqa: F401
     DEFAULT_SETTINGS, DEFAULT_URIS, DRIVERS, TEST_DEFAULT_HOST,
     TEST_DEFAULT_URI, _parse_test_hosts)
 from simplestack.adapters.libvirt.calls import (  # noqa: F401
-    AUTH_CODES, CONNECTION_CODES, ERROR_CODE_NAMES, MISSING_DRIVER_CODES,
+    AUTH_CODES, CONNECTION_CODES, ERROR_CODE_NAMES, EXISTS_CODES,
+    MISSING_DRIVER_CODES,
     NOT_FOUND_CODES, TIMEOUT_CODES, UNSUPPORTED_CODES, _discard_libvirt_error)
 from simplestack.adapters.libvirt.connection import (  # noqa: F401
     _event_loop_lock, _run_event_loop, _shared_test_connection,
@@ -88,7 +93,7 @@ from simplestack.adapters.libvirt.images import (  # noqa: F401
     STREAM_CHUNK_SIZE, _read_exactly)
 from simplestack.adapters.libvirt.volumes import (  # noqa: F401
     COPYABLE_FORMATS, MEDIA_FORMATS, QCOW2_MAGIC, _parse_qcow2_header)
-from simplestack.adapters.libvirt.devices import (  # noqa: F401
+from simplestack.adapters.libvirt.nics import (  # noqa: F401
     MAC_PATTERN, _normalize_mac, _random_mac)
 from simplestack.adapters.libvirt.snapshots import (  # noqa: F401
     _iso8601, _now_iso8601)

@@ -9,8 +9,10 @@ from simplestack.adapters.libvirt.guest_records import GuestRecordsMixin
 from simplestack.adapters.libvirt.guests import GuestsMixin
 from simplestack.adapters.libvirt.hosts import HostsMixin
 from simplestack.adapters.libvirt.images import ImagesMixin
+from simplestack.adapters.libvirt.locks import LocksMixin
 from simplestack.adapters.libvirt.lookups import LookupsMixin
 from simplestack.adapters.libvirt.networks import NetworksMixin
+from simplestack.adapters.libvirt.nics import NicsMixin
 from simplestack.adapters.libvirt.power import PowerMixin
 from simplestack.adapters.libvirt.settings import SettingsMixin
 from simplestack.adapters.libvirt.snapshots import SnapshotsMixin
@@ -31,8 +33,9 @@ HYPERVISOR_NAMES = {
 class LibvirtAdapter(SettingsMixin, ConnectionMixin, CallsMixin,
                      LookupsMixin, DomainXmlMixin, HostsMixin,
                      GuestRecordsMixin, GuestsMixin, PowerMixin,
-                     ImagesMixin, DevicesMixin, NetworksMixin,
-                     SnapshotsMixin, TagsMixin, VolumesMixin, base.Adapter):
+                     ImagesMixin, DevicesMixin, NicsMixin, NetworksMixin,
+                     SnapshotsMixin, TagsMixin, VolumesMixin, LocksMixin,
+                     base.Adapter):
     """Adapter for the libvirt drivers QEMU, LXC, test and Hyper-V."""
 
     def __init__(self, type_name, host, credentials, config):

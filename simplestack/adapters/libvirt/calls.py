@@ -19,6 +19,16 @@ NOT_FOUND_CODES = frozenset((
     libvirt.VIR_ERR_NO_NETWORK,
     libvirt.VIR_ERR_NO_DOMAIN_SNAPSHOT,
 ))
+# An object of that name already exists. libvirt reports some duplicates
+# with VIR_ERR_OPERATION_FAILED instead, such as a domain defined with a
+# name another domain has. The operations that can meet one look the name
+# up again after the failure (see GuestsMixin._define_new_domain).
+EXISTS_CODES = frozenset((
+    libvirt.VIR_ERR_DOM_EXIST,
+    libvirt.VIR_ERR_NETWORK_EXIST,
+    libvirt.VIR_ERR_NETWORK_PORT_EXIST,
+    libvirt.VIR_ERR_STORAGE_VOL_EXIST,
+))
 UNSUPPORTED_CODES = frozenset((
     libvirt.VIR_ERR_NO_SUPPORT,
     libvirt.VIR_ERR_OPERATION_UNSUPPORTED,
@@ -74,6 +84,8 @@ class CallsMixin:
 
         ``domain`` is the virDomain the call acts on, so that an
         operation-invalid error can name the guest's current state.
+        Without it, that error is a Conflict with the pool, volume or
+        network the call acts on.
         """
         self.calls += 1
         try:
@@ -86,11 +98,24 @@ class CallsMixin:
         message = error.get_error_message() or "unknown libvirt error"
         if code in NOT_FOUND_CODES:
             return errors.EntityNotFound(message, original=error)
-        if code == libvirt.VIR_ERR_OPERATION_INVALID:
+        if code in EXISTS_CODES:
+            return errors.Conflict(
+                "%s rejected a duplicate: %s" % (self.hypervisor_name,
+                                                 message), original=error)
+
+        if code == libvirt.VIR_ERR_OPERATION_INVALID and domain is not None:
             state = self._state_for_message(domain)
             return errors.InvalidState(
                 "%s rejected the operation while the guest is %s: %s"
                 % (self.hypervisor_name, state, message), original=error)
+        if code == libvirt.VIR_ERR_OPERATION_INVALID:
+            # A call on a pool, volume or network: the state of that
+            # object, not of a guest, forbids the operation.
+            return errors.Conflict(
+                "%s rejected the operation in the current state of the "
+                "storage or network: %s" % (self.hypervisor_name, message),
+                original=error)
+
         if code in UNSUPPORTED_CODES:
             return errors.FeatureNotImplemented(
                 "%s cannot do this: %s" % (self.hypervisor_name, message),

@@ -1,9 +1,12 @@
 """The pool, host and storage records of a libvirt connection."""
 
+import logging
 import xml.etree.ElementTree as ET
 
 from simplestack import errors
 from simplestack.adapters.libvirt.constants import GIB, MIB
+
+logger = logging.getLogger(__name__)
 
 
 class HostsMixin:
@@ -45,6 +48,67 @@ class HostsMixin:
                 "driver": self.driver,
             },
         }
+
+    def _max_vcpus(self, domain_type, arch=None, machine=None):
+        """Return the max vCPUs of a guest, or None when libvirt has no
+        figure for this driver (LXC).
+
+        The domain capabilities give the limit of the machine type, which
+        QEMU enforces. virConnectGetMaxVcpus, the fallback, gives one figure
+        per domain type (16 for TCG in libvirt 9.0, below QEMU's 255).
+        """
+        try:
+            capabilities = ET.fromstring(self._call(
+                self.conn.getDomainCapabilities, None, arch, machine,
+                domain_type, 0))
+            vcpu = capabilities.find("vcpu")
+            if vcpu is not None and vcpu.get("max"):
+                return int(vcpu.get("max"))
+        except (errors.FeatureNotImplemented, errors.HypervisorError,
+                errors.InvalidArguments) as error:
+            logger.debug("no domain capabilities for %s on %s: %s",
+                         domain_type, self.host, error.message)
+        try:
+            return self._call(self.conn.getMaxVcpus, domain_type)
+        except (errors.FeatureNotImplemented, errors.HypervisorError) as \
+                error:
+            logger.debug("no max vCPUs for %s on %s: %s", domain_type,
+                         self.host, error.message)
+            return None
+
+    def _check_cpus(self, cpus, domain_root=None):
+        """Raise InvalidArguments when the guest cannot have ``cpus``.
+
+        ``domain_root`` is the definition of an existing guest. Its type,
+        architecture and machine type set the limit. Without it, the limit
+        is that of a new guest.
+        """
+        if self.driver == "qemu":
+            domain_type = self.config["domain_type"]
+        else:
+            domain_type = self.driver
+        arch = machine = None
+        if domain_root is not None:
+            domain_type = domain_root.get("type")
+            os_type = domain_root.find("os/type")
+            if os_type is not None:
+                arch = os_type.get("arch")
+                machine = os_type.get("machine")
+        maximum = self._max_vcpus(domain_type, arch, machine)
+        if maximum is not None and cpus > maximum:
+            raise errors.InvalidArguments(
+                "invalid cpus %d; %s guests of type %s%s take at most %d"
+                % (cpus, self.hypervisor_name, domain_type,
+                   " on machine %s" % machine if machine else "", maximum))
+
+    def _check_memory(self, memory_mib):
+        """Raise InvalidArguments when ``memory_mib`` exceeds the host's
+        memory, which a guest could never get."""
+        total_mib = self._call(self.conn.getInfo)[1]
+        if memory_mib > total_mib:
+            raise errors.InvalidArguments(
+                "invalid memory %d MiB; host %s has %d MiB"
+                % (memory_mib, self.host, total_mib))
 
     def list_hosts(self):
         return [self._host_record()]

@@ -12,7 +12,6 @@ import libvirt
 from simplestack import errors
 from simplestack.adapters import base
 from simplestack.adapters.libvirt.constants import KIB
-from simplestack.adapters.libvirt.domain_xml import _to_xml
 from simplestack.adapters.libvirt.volumes import (
     QCOW2_MAGIC, _parse_qcow2_header)
 
@@ -82,7 +81,7 @@ class ImagesMixin:
                 created.append(copy)
                 disk.element.find("source").set("file",
                                                 self._call(copy.path))
-            clone = self._call(self.conn.defineXML, _to_xml(root))
+            clone = self._define_new_domain(root, name)
         except errors.SimplestackError:
             self._delete_volumes(created)
             raise
@@ -189,7 +188,7 @@ class ImagesMixin:
             devices.append(self._cdrom_element("sdb"))
             if network is not None:
                 devices.append(self._interface_element(network))
-            domain = self._call(self.conn.defineXML, _to_xml(domain_element))
+            domain = self._define_new_domain(domain_element, name)
         except BaseException:
             self._delete_volumes([volume])
             raise

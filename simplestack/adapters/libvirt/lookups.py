@@ -47,6 +47,59 @@ def _validate_name(kind, name):
             "invalid %s name %r; it is not valid Unicode" % (kind, name))
 
 
+# The maximum suffix the adapter appends to a guest name to name a file:
+# "-disk<number>-<try>.qcow2" for disk volumes (see
+# DevicesMixin._free_volume_name), with disk numbers below 100000.
+# libvirt's own files add less (".xml.new" to the definition).
+LONGEST_NAME_SUFFIX = "-disk99999-99.qcow2"
+
+#: Maximum file name length of Linux file systems such as ext4 and XFS, in
+#: bytes.
+MAX_FILE_NAME_BYTES = 255
+
+#: Maximum guest name length in UTF-8 bytes, so that the file names derived
+#: from it fit in MAX_FILE_NAME_BYTES.
+MAX_GUEST_NAME_BYTES = MAX_FILE_NAME_BYTES - len(LONGEST_NAME_SUFFIX)
+
+
+def _validate_guest_name(name):
+    """Raise InvalidArguments unless ``name`` can name a guest and the
+    files that libvirt and the adapter name after it."""
+    _validate_name("guest", name)
+    size = len(name.encode("utf-8"))
+    if size > MAX_GUEST_NAME_BYTES:
+        raise errors.InvalidArguments(
+            "invalid guest name: it is %d bytes long in UTF-8, and at most "
+            "%d fit, because disk image files are named after the guest "
+            "within the file system's limit of %d bytes"
+            % (size, MAX_GUEST_NAME_BYTES, MAX_FILE_NAME_BYTES))
+
+
+def _validate_volume_name(kind, name):
+    """Raise InvalidArguments unless ``name`` can name a volume file.
+
+    A volume's path is its pool's folder joined with its name, so the
+    name must be one file name: "." and ".." name folders.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise errors.InvalidArguments("invalid %s name %r; expected a "
+                                      "non-empty string" % (kind, name))
+    if "/" in name or name in (".", "..") or any(
+            ord(character) < 32 for character in name):
+        raise errors.InvalidArguments(
+            "invalid %s name %r; it is a file name, so it may not be '.' or "
+            "'..' or contain '/' or control characters" % (kind, name))
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise errors.InvalidArguments(
+            "invalid %s name %r; it is not valid Unicode" % (kind, name))
+    if size > MAX_FILE_NAME_BYTES:
+        raise errors.InvalidArguments(
+            "invalid %s name: it is %d bytes long in UTF-8, more than the "
+            "%d of a file name" % (kind, size, MAX_FILE_NAME_BYTES))
+
+
 class LookupsMixin:
     """Methods of LibvirtAdapter that find libvirt objects by identifier."""
 
@@ -90,6 +143,25 @@ class LookupsMixin:
             flags |= libvirt.VIR_DOMAIN_XML_SECURE
         return DomainDescription(
             self._call(domain.XMLDesc, flags, domain=domain))
+
+    def _all_descriptions(self):
+        """Yield (domain, description) for the definitions of every domain.
+
+        A running persistent domain yields its live and its persistent
+        definition, because a device may be in one only. A domain deleted
+        during the scan is skipped.
+
+        NOTE: libvirt 9.0 has no bulk call for domain XML, so this costs one
+        or two XMLDesc calls per domain on the connection.
+        """
+        for domain in self._call(self.conn.listAllDomains, 0):
+            try:
+                yield domain, self._describe(domain)
+                if self._call(domain.isActive, domain=domain) and \
+                        self._call(domain.isPersistent, domain=domain):
+                    yield domain, self._describe(domain, inactive=True)
+            except errors.EntityNotFound:
+                continue
 
     def _state(self, domain):
         state, _reason = self._call(domain.state, domain=domain)

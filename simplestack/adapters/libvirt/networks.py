@@ -120,7 +120,17 @@ class NetworksMixin:
         # Without <forward> and <ip> the network is isolated: guests on it
         # reach each other and nothing else.
 
-        network = self._call(self.conn.networkDefineXML, _to_xml(root))
+        try:
+            network = self._call(self.conn.networkDefineXML, _to_xml(root))
+        except errors.HypervisorError as error:
+            # A network of that name defined since the check above fails
+            # with VIR_ERR_OPERATION_FAILED, the code of other failures too.
+            try:
+                self._call(self.conn.networkLookupByName, name)
+            except errors.EntityNotFound:
+                raise error
+            raise errors.Conflict("a network named %r already exists"
+                                  % name, original=error.original) from error
         try:
             self._call(network.create)
             self._call(network.setAutostart, 1)

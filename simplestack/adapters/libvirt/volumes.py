@@ -153,6 +153,12 @@ class VolumesMixin:
                    ", ".join(COPYABLE_FORMATS)))
         return info
 
+    def _disk_users(self, path):
+        """Return the names of the guests that have ``path`` as a disk."""
+        return {description.name
+                for _domain, description in self._all_descriptions()
+                if any(disk.path == path for disk in description.disks)}
+
     def _check_space(self, pool, added_bytes, what):
         """Raise InvalidArguments when ``added_bytes`` exceed the free space
         of ``pool``; ``what`` names the request, such as "a 2 GiB disk".
