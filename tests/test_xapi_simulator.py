@@ -912,7 +912,7 @@ def test_export_of_running_vm_fails_on_task(xapi_simulator, xapi_session):
         response, _ = transfer(xapi_simulator, "GET", "/export?session_id=%s&task_id=%s&uuid=%s"
                                % (session, task, xapi.VM.get_uuid(vm)))
         assert response.status == 500
-        record = xapi.task.get_record(task)
+        record = wait_for_task(xapi, task)
         assert record["status"] == "failure"
         assert record["error_info"] == \
             ["VM_BAD_POWER_STATE", vm, "halted, suspended", "running"]

@@ -42,8 +42,9 @@ def _implicit_messages():
     messages = {}
 
     def add(name, params, result):
-        messages[name] = Message(name, tuple(params), parse_type(result), (),
-                                 True, False)
+        if isinstance(result, str):
+            result = parse_type(result)
+        messages[name] = Message(name, tuple(params), result, (), True, False)
 
     for cls, fields in CLASSES.items():
         ref = "%s ref" % cls
@@ -59,7 +60,7 @@ def _implicit_messages():
         if "name_label" in fields:
             add("%s.get_by_name_label" % cls, [(("string",), "label")], "%s set" % ref)
         for field in fields.values():
-            add("%s.get_%s" % (cls, field.name), [self_param], "string")
+            add("%s.get_%s" % (cls, field.name), [self_param], field.type)
             if not field.writable:
                 continue
             add("%s.set_%s" % (cls, field.name), [self_param, (field.type, "value")],

@@ -45,6 +45,3 @@ class Failure(Exception):
     def description(self):
         return [self.code] + self.params
 
-
-def handle_invalid(cls, ref):
-    return Failure("HANDLE_INVALID", cls, ref)

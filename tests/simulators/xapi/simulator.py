@@ -210,9 +210,11 @@ class Simulator:
     def login(self, host, address, username, password, version="", originator=""):
         if not self.is_master(host):
             raise Failure("HOST_IS_SLAVE", self.master_address)
-        for value in (username, password, version, originator):
+        arguments = (("uname", username), ("pwd", password), ("version", version),
+                     ("originator", originator))
+        for name, value in arguments:
             if not isinstance(value, str):
-                raise Failure("FIELD_TYPE_ERROR", "uname")
+                raise Failure("FIELD_TYPE_ERROR", name)
         if username != self.username or password != self.password:
             if self.login_failure_delay:
                 time.sleep(self.login_failure_delay)

@@ -105,10 +105,12 @@ def handle(request, path, query):
     try:
         handlers[path](transfer)
     except Failure as failure:
-        if not transfer.responded:
-            # Errors found before the transfer starts get a 500 response.
-            request.send_bytes(500, ("%s\n" % " ".join(failure.description)).encode())
         transfer.finish(error=failure.description)
+        if not transfer.responded:
+            # Errors found before the transfer starts get an error response,
+            # after the task has failed.
+            status = getattr(failure, "http_status", 500)
+            request.send_bytes(status, ("%s\n" % " ".join(failure.description)).encode())
     except (ConnectionError, TimeoutError) as error:
         log.info("client of %s went away: %s", path, error)
         transfer.finish(error=["INTERNAL_ERROR", "client connection lost: %s" % error])
@@ -131,20 +133,19 @@ def _start_stream(transfer, length=None):
     request.end_headers()
 
 
-def _refuse(request, transfer, failure, status=500):
-    """Send an error response before any body went out, and fail the task."""
-    transfer.responded = True
-    request.send_bytes(status, ("%s\n" % " ".join(failure.description)).encode())
+def _refuse(failure, status):
+    """Fail the task, and the request with HTTP ``status`` instead of 500."""
+    failure.http_status = status
     raise failure
 
 
 def _accept_upload(request, transfer):
     """Check the upload's framing and send the early 200; return its length."""
     if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
-        _refuse(request, transfer, Failure("IMPORT_ERROR_CANNOT_HANDLE_CHUNKED"))
+        raise Failure("IMPORT_ERROR_CANNOT_HANDLE_CHUNKED")
     length = request.headers.get("Content-Length")
     if length is None or not length.isdigit():
-        _refuse(request, transfer, Failure("IMPORT_ERROR_PREMATURE_EOF"), status=411)
+        _refuse(Failure("IMPORT_ERROR_PREMATURE_EOF"), 411)
     transfer.responded = True
     request.send_response(200)
     request.send_header("Content-Length", "0")
@@ -406,7 +407,7 @@ class _DiskWriter:
 # Raw disks
 
 def _raw_vdi(transfer, operation):
-    sim, db = transfer.sim, transfer.sim.db
+    db = transfer.sim.db
     with db.lock:
         vdi = _find_vdi(db, transfer.query.get("vdi", ""))
         fmt = transfer.query.get("format", "raw")
