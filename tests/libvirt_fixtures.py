@@ -8,7 +8,7 @@ fixtures at the end wrap them per backend (``test``, ``qemu``, ``lxc``).
 Import the fixtures into a conftest.py to use them::
 
     from tests.libvirt_fixtures import (  # noqa: F401
-        backend_connection, storage_pool, iso_image, isolated_network)
+        backend_connection, storage_pool, libvirt_iso_image, isolated_network)
 """
 
 import contextlib
@@ -25,6 +25,7 @@ import pytest
 from simplestack.adapters.libvirt import LibvirtAdapter
 from simplestack.adapters.base import Credentials
 from tests import backends
+from tests.kits import GIB, BackendKit, Network, Storage
 
 # Hypervisor type and adapter settings per backend. QEMU guests use TCG
 # ("qemu") so the tests also run where /dev/kvm is missing.
@@ -252,6 +253,55 @@ def wait_for_state(adapter, guest_id, expected, timeout=10.0):
     return state
 
 
+# -- the shared suite's kit ---------------------------------------------------
+
+def storage_handle(pool):
+    return Storage(pool.UUIDString().lower(), pool.name(), pool)
+
+
+def network_handle(network):
+    return Network(network.UUIDString().lower(), network.name(),
+                   network.bridgeName(), network)
+
+
+class LibvirtKit(BackendKit):
+    """The shared suite's view of a libvirt backend."""
+
+    def __init__(self, backend, connection):
+        self.backend = backend
+        self.connection = connection
+
+    def make_adapter(self, storage=None, network=None, host=None):
+        return make_adapter(self.backend,
+                            storage.name if storage is not None else None,
+                            network.name if network is not None else None,
+                            host)
+
+    def guest_names(self):
+        return {domain.name() for domain in self.connection.listAllDomains(0)}
+
+    def volumes(self, storage):
+        return volume_names(storage.native)
+
+    def storage_facts(self, storage):
+        _state, capacity, allocation, _available = storage.native.info()
+        return {"type": "dir", "size": capacity // GIB,
+                "used_space": allocation // GIB}
+
+    def pool_facts(self, adapter):
+        return {"total_memory": self.connection.getInfo()[1],
+                "version": "9.0.0",
+                "master": adapter.host.partition(":")[0]}
+
+    def host_names(self):
+        return [self.connection.getHostname()]
+
+    def remove_network(self, name):
+        network = self.connection.networkLookupByName(name)
+        network.destroy()
+        network.undefine()
+
+
 # -- pytest fixtures -----------------------------------------------------------
 
 @pytest.fixture(scope="session")
@@ -281,7 +331,7 @@ def iso_pool(backend_connection):
 
 
 @pytest.fixture
-def iso_image(backend_connection, iso_pool):
+def libvirt_iso_image(backend_connection, iso_pool):
     """The volume name of an ISO image in ``iso_pool``."""
     with iso_volume(backend_connection, iso_pool) as name:
         yield name

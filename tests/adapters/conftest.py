@@ -1,8 +1,13 @@
 """Fixtures of the shared adapter suite: one adapter per test and backend.
 
 The suite runs once per backend that SIMPLESTACK_TEST_BACKENDS lists
-(``test`` alone when it is unset). A listed backend that is unreachable
-fails the fixture: it is never skipped.
+(``test`` alone when it is unset), and always against ``xen``: the XAPI
+simulator, which the fixtures start, needs nothing from the machine. A
+listed backend that is unreachable fails the fixture: it is never skipped.
+
+Each backend supplies a kit (see tests/kits.py) and the storage, network
+and ISO image that the tests use. A test that applies to some backends
+only names them with ``@pytest.mark.backends("test", "qemu", "lxc")``.
 """
 
 import contextlib
@@ -12,34 +17,86 @@ import pytest
 from simplestack import errors
 from tests import backends
 from tests.libvirt_fixtures import (  # noqa: F401 (pytest fixtures)
+    LibvirtKit,
     backend_connection,
-    iso_image,
     iso_pool,
     isolated_network,
-    make_adapter,
+    libvirt_iso_image,
+    network_handle,
+    storage_handle,
     storage_pool,
 )
+from tests.xen_fixtures import (  # noqa: F401 (pytest fixtures)
+    xapi_simulator,
+    xen_iso_image,
+    xen_kit,
+    xen_network,
+    xen_storage,
+)
+
+#: Backends served by simulators that the tests start themselves.
+SIMULATED_BACKENDS = ("xen",)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "backends(*names): run the test on these backends only")
 
 
 def pytest_generate_tests(metafunc):
-    if "backend" in metafunc.fixturenames:
-        metafunc.parametrize("backend", backends.required_backends(),
-                             scope="session")
+    if "backend" not in metafunc.fixturenames:
+        return
+    names = backends.required_backends() + list(SIMULATED_BACKENDS)
+    marker = metafunc.definition.get_closest_marker("backends")
+    if marker is not None:
+        names = [name for name in names if name in marker.args]
+    metafunc.parametrize("backend", names, scope="session")
+
+
+@pytest.fixture(scope="session")
+def kit(backend, request):
+    """The backend's kit: adapters, and checks of what the hypervisor holds."""
+    if backend == "xen":
+        return request.getfixturevalue("xen_kit")
+    return LibvirtKit(backend, request.getfixturevalue("backend_connection"))
+
+
+@pytest.fixture(scope="session")
+def storage(backend, request):
+    """The storage of the session's disks (a tests.kits.Storage)."""
+    if backend == "xen":
+        return request.getfixturevalue("xen_storage")
+    return storage_handle(request.getfixturevalue("storage_pool"))
+
+
+@pytest.fixture(scope="session")
+def network(backend, request):
+    """An isolated network of the session (a tests.kits.Network)."""
+    if backend == "xen":
+        return request.getfixturevalue("xen_network")
+    return network_handle(request.getfixturevalue("isolated_network"))
 
 
 @pytest.fixture
-def adapter(backend, backend_connection, storage_pool, isolated_network):
-    """A fresh opened adapter whose defaults are the session's pool and
+def iso_image(backend, request):
+    """The name of an ISO image that exists for this test only."""
+    if backend == "xen":
+        return request.getfixturevalue("xen_iso_image")
+    return request.getfixturevalue("libvirt_iso_image")
+
+
+@pytest.fixture
+def adapter(kit, storage, network):
+    """A fresh opened adapter whose defaults are the session's storage and
     network; closed after the test."""
-    instance = make_adapter(backend, storage_pool.name(),
-                            isolated_network.name())
+    instance = kit.make_adapter(storage, network)
     instance.open()
     yield instance
     instance.close()
 
 
 @pytest.fixture
-def cleanup(backend):
+def cleanup(kit):
     """Guests to delete after the test, by id, through a separate adapter.
 
     A test registers each guest it creates with ``cleanup.append(id)``;
@@ -49,7 +106,7 @@ def cleanup(backend):
     yield guest_ids
     if not guest_ids:
         return
-    remover = make_adapter(backend)
+    remover = kit.make_adapter()
     remover.open()
     try:
         for guest_id in guest_ids:
@@ -60,7 +117,7 @@ def cleanup(backend):
 
 
 @pytest.fixture
-def make_guest(adapter, cleanup):
+def make_guest(adapter, backend, cleanup):
     """Create a guest through the adapter and delete it after the test.
 
     Takes the keys of ``create_guest``'s spec. ``name`` defaults to a fresh
@@ -70,7 +127,7 @@ def make_guest(adapter, cleanup):
     def create(**spec):
         spec.setdefault("name", backends.unique_name("guest"))
         spec.setdefault("memory", 64)
-        if adapter.driver != "lxc":
+        if backend != "lxc":
             spec.setdefault("hdd", 1)
         if spec.get("hdd") is None:
             spec.pop("hdd", None)

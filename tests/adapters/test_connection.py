@@ -1,4 +1,5 @@
-"""Connection handling, settings and error translation of the adapter."""
+"""Connection handling, settings and error translation of the libvirt
+adapter. The Xen adapter's are in tests/xen/test_connection.py."""
 
 import subprocess
 import sys
@@ -18,6 +19,8 @@ from tests.libvirt_fixtures import (
 )
 
 REMOTE_PASSWORD = "sstest-secret-7d3a"
+
+pytestmark = pytest.mark.backends("test", "qemu", "lxc")
 
 
 def test_close_releases_connection(backend, backend_connection):

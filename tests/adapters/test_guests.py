@@ -11,12 +11,7 @@ from simplestack import errors
 from simplestack.adapters import base
 from simplestack.adapters.libvirt import LibvirtAdapter
 from tests import backends
-from tests.libvirt_fixtures import (
-    TEST_CREDENTIALS,
-    make_adapter,
-    volume_names,
-    wait_for_state,
-)
+from tests.libvirt_fixtures import TEST_CREDENTIALS, wait_for_state
 
 GUEST_FIELDS = {"id", "name", "cpus", "memory", "hdd", "paravirtualized",
                 "tools_up_to_date", "ip", "state", "host"}
@@ -26,7 +21,7 @@ ISO_8601_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 # -- records ---------------------------------------------------------------
 
-def test_created_guest_record(adapter, make_guest):
+def test_created_guest_record(adapter, backend, make_guest):
     name = backends.unique_name("guest")
     record = make_guest(name=name, cpus=2, memory=96)
 
@@ -35,7 +30,7 @@ def test_created_guest_record(adapter, make_guest):
     assert record["name"] == name
     assert record["cpus"] == 2
     assert record["memory"] == 96
-    assert record["hdd"] == (0 if adapter.driver == "lxc" else 1)
+    assert record["hdd"] == (0 if backend == "lxc" else 1)
     assert record["paravirtualized"] is False
     assert record["tools_up_to_date"] is None
     assert record["ip"] is None
@@ -50,17 +45,16 @@ def test_get_by_upper_id_and_name(adapter, make_guest):
     assert adapter.get_guest(record["name"]) == record
 
 
-def test_started_guest_names_host(adapter, make_guest, backend_connection):
+def test_started_guest_names_host(adapter, kit, make_guest):
     record = make_guest()
 
     state = adapter.set_power(record["id"], "start")
 
     assert state == "STARTED"
-    assert adapter.get_guest(record["id"])["host"] == \
-        backend_connection.getHostname()
+    assert adapter.get_guest(record["id"])["host"] in kit.host_names()
 
 
-def test_list_equals_get(adapter, make_guest):
+def test_list_equals_get(adapter, backend, make_guest):
     mine = {make_guest()["id"], make_guest()["id"]}
     adapter.set_power(sorted(mine)[0], "start")
 
@@ -72,7 +66,7 @@ def test_list_equals_get(adapter, make_guest):
     for record in listed:
         # Other test runs may change their own guests on a shared daemon,
         # so only this test's guests (and all on the test driver) count.
-        if adapter.driver == "test" or record["id"] in mine:
+        if backend == "test" or record["id"] in mine:
             assert adapter.get_guest(record["id"]) == record
 
 
@@ -116,19 +110,15 @@ def test_list_guests_calls_per_guest(tmp_path):
 
 # -- validation before changes ---------------------------------------------
 
-def _domain_names(connection):
-    return {domain.name() for domain in connection.listAllDomains(0)}
-
-
-def test_taken_name_rejected(adapter, make_guest, backend_connection):
+def test_taken_name_rejected(adapter, kit, make_guest):
     record = make_guest()
-    names = _domain_names(backend_connection)
+    names = kit.guest_names()
 
     with pytest.raises(errors.Conflict) as raised:
         adapter.create_guest({"name": record["name"]})
 
     assert record["name"] in raised.value.message
-    assert _domain_names(backend_connection) == names
+    assert kit.guest_names() == names
 
 
 @pytest.mark.parametrize("name", [
@@ -151,10 +141,10 @@ def test_invalid_names_rejected(adapter, make_guest, name):
     assert adapter.get_guest(guest_id)["memory"] == 64
 
 
-def test_uuid_id_never_matches_name(adapter, backend_connection):
+def test_uuid_id_never_matches_name(adapter, kit):
     # A name in UUID form may exist when another tool defined the guest.
     name = "0f8fad5b-d9cb-469f-a165-70867728950e"
-    assert not _domain_names(backend_connection) & {name}
+    assert not kit.guest_names() & {name}
 
     with pytest.raises(errors.EntityNotFound):
         adapter.get_guest(name)
@@ -179,22 +169,23 @@ def test_other_uuid_forms_not_found(adapter, form):
     ("storage_id", "sstest-no-such-pool"),
     ("template", "sstest-no-such-template.qcow2"),
 ])
-def test_unknown_reference_changes_nothing(adapter, backend_connection,
-                                           storage_pool, bad_key, bad_value):
+def test_unknown_reference_changes_nothing(adapter, backend, kit, storage,
+                                           bad_key, bad_value):
     name = backends.unique_name("guest")
     spec = {"name": name, bad_key: bad_value}
-    volumes = volume_names(storage_pool)
+    volumes = kit.volumes(storage)
 
     expected = errors.EntityNotFound
-    if adapter.driver == "lxc" and bad_key == "template":
+    if backend == "lxc" and bad_key == "template":
         expected = errors.FeatureNotImplemented
     with pytest.raises(expected):
         adapter.create_guest(spec)
 
-    assert name not in _domain_names(backend_connection)
-    assert volume_names(storage_pool) == volumes
+    assert name not in kit.guest_names()
+    assert kit.volumes(storage) == volumes
 
 
+@pytest.mark.backends("test", "qemu", "lxc")
 def test_paravirtualized_not_implemented(adapter):
     with pytest.raises(errors.FeatureNotImplemented):
         adapter.create_guest({"name": backends.unique_name("guest"),
@@ -229,8 +220,8 @@ def test_unknown_guest(adapter, method, arguments):
     assert UNKNOWN_ID in raised.value.message
 
 
-def test_unknown_guest_snapshots(adapter):
-    if adapter.driver == "lxc":
+def test_unknown_guest_snapshots(adapter, backend):
+    if backend == "lxc":
         expected = errors.FeatureNotImplemented
     else:
         expected = errors.EntityNotFound
@@ -240,7 +231,7 @@ def test_unknown_guest_snapshots(adapter):
         adapter.create_snapshot(UNKNOWN_ID)
 
 
-def test_unknown_disk_nic_snapshot(adapter, make_guest):
+def test_unknown_disk_nic_snapshot(adapter, backend, make_guest):
     guest_id = make_guest()["id"]
 
     with pytest.raises(errors.EntityNotFound):
@@ -249,7 +240,7 @@ def test_unknown_disk_nic_snapshot(adapter, make_guest):
         adapter.update_disk(guest_id, "17", {"size": 5})
     with pytest.raises(errors.EntityNotFound):
         adapter.get_nic(guest_id, "52:54:00:ff:ff:ff")
-    if adapter.driver == "lxc":
+    if backend == "lxc":
         with pytest.raises(errors.FeatureNotImplemented):
             adapter.get_snapshot(guest_id, UNKNOWN_ID)
     else:
@@ -319,21 +310,21 @@ def test_power_cycle_reads_state_back(adapter, make_guest):
     assert adapter.set_power(guest_id, "force_stop") == "STOPPED"
 
 
-def test_acpi_stop_reports_real_state(adapter, make_guest):
+def test_acpi_stop_reports_real_state(adapter, backend, make_guest):
     guest_id = make_guest()["id"]
     adapter.set_power(guest_id, "start")
-    if adapter.driver == "lxc":
+    if backend == "lxc":
         # The container's init ignores SIGTERM until its shell has set the
         # trap, a moment after the start.
         time.sleep(1)
 
     state = adapter.set_power(guest_id, "stop")
 
-    if adapter.driver == "qemu":
+    if backend == "qemu":
         # No guest OS handles the ACPI request, so the guest keeps running.
         assert state == "STARTED"
         assert adapter.get_guest(guest_id)["state"] == "STARTED"
-    elif adapter.driver == "lxc":
+    elif backend == "lxc":
         # The container's init exits on SIGTERM, a moment later.
         assert state in ("STARTED", "STOPPED")
         assert wait_for_state(adapter, guest_id, "STOPPED") == "STOPPED"
@@ -354,10 +345,10 @@ def test_update_stopped_guest(adapter, make_guest):
     assert adapter.get_guest(guest_id) == record
 
 
-def test_rename_stopped_guest(adapter, make_guest):
+def test_rename_stopped_guest(adapter, backend, make_guest):
     record = make_guest()
     new_name = backends.unique_name("renamed")
-    if adapter.driver == "lxc":
+    if backend == "lxc":
         with pytest.raises(errors.FeatureNotImplemented) as raised:
             adapter.update_guest(record["id"], {"name": new_name})
         assert "rename" in raised.value.message
@@ -381,6 +372,7 @@ def test_update_running_guest_rejected(adapter, make_guest):
     assert adapter.get_guest(record["id"])["memory"] == 64
 
 
+@pytest.mark.backends("test", "qemu", "lxc")
 @pytest.mark.parametrize("changes", [
     {"memory": {"memory_target": 256}},
     {"cpus": {"vcpus_at_startup": 2}},
@@ -395,6 +387,7 @@ def test_xen_update_forms_not_implemented(adapter, make_guest, changes):
     assert adapter.get_guest(record["id"]) == record
 
 
+@pytest.mark.backends("test", "qemu", "lxc")
 def test_update_unknown_key_changes_nothing(adapter, make_guest):
     record = make_guest(memory=64)
 
@@ -405,8 +398,8 @@ def test_update_unknown_key_changes_nothing(adapter, make_guest):
     assert adapter.get_guest(record["id"]) == record
 
 
-def test_hdd_shrink_rejected(adapter, make_guest):
-    if adapter.driver == "lxc":
+def test_hdd_shrink_rejected(adapter, backend, make_guest):
+    if backend == "lxc":
         record = make_guest()
         with pytest.raises(errors.FeatureNotImplemented):
             adapter.update_guest(record["id"], {"hdd": 2})
@@ -420,8 +413,8 @@ def test_hdd_shrink_rejected(adapter, make_guest):
     assert adapter.get_guest(record["id"]) == record
 
 
-def test_disk_shrink_rejected(adapter, make_guest):
-    if adapter.driver == "lxc":
+def test_disk_shrink_rejected(adapter, backend, make_guest):
+    if backend == "lxc":
         return  # no disks: test_hdd_shrink_rejected covers LXC
     record = make_guest(hdd=2)
     disk = adapter.list_disks(record["id"])[0]
@@ -433,11 +426,11 @@ def test_disk_shrink_rejected(adapter, make_guest):
     assert adapter.get_disk(record["id"], disk["id"]) == disk
 
 
-def test_hdd_grows_last_disk(adapter, make_guest):
+def test_hdd_grows_last_disk(adapter, backend, make_guest):
     record = make_guest()
-    if adapter.driver == "lxc":
+    if backend == "lxc":
         return  # test_hdd_shrink_rejected covers LXC
-    if adapter.driver == "test":
+    if backend == "test":
         with pytest.raises(errors.FeatureNotImplemented) as raised:
             adapter.update_guest(record["id"], {"hdd": 3})
         assert "resize" in raised.value.message
@@ -452,28 +445,28 @@ def test_hdd_grows_last_disk(adapter, make_guest):
 
 # -- deletion --------------------------------------------------------------
 
-def test_delete_removes_volumes(adapter, backend_connection, storage_pool):
-    volumes = volume_names(storage_pool)
+def test_delete_removes_volumes(adapter, backend, kit, storage):
+    volumes = kit.volumes(storage)
     spec = {"name": backends.unique_name("guest"), "memory": 64}
-    if adapter.driver != "lxc":
+    if backend != "lxc":
         spec["hdd"] = 1
     record = adapter.create_guest(spec)
-    if adapter.driver != "lxc":
-        assert volume_names(storage_pool) != volumes
+    if backend != "lxc":
+        assert kit.volumes(storage) != volumes
 
     adapter.delete_guest(record["id"])
 
-    assert record["name"] not in _domain_names(backend_connection)
-    assert volume_names(storage_pool) == volumes
+    assert record["name"] not in kit.guest_names()
+    assert kit.volumes(storage) == volumes
     with pytest.raises(errors.EntityNotFound):
         adapter.get_guest(record["id"])
 
 
 # -- snapshots -------------------------------------------------------------
 
-def test_snapshot_ids_and_names(adapter, make_guest):
+def test_snapshot_ids_and_names(adapter, backend, make_guest):
     guest_id = make_guest()["id"]
-    if adapter.driver == "lxc":
+    if backend == "lxc":
         with pytest.raises(errors.FeatureNotImplemented) as raised:
             adapter.create_snapshot(guest_id, "before")
         assert "LXC" in raised.value.message
@@ -498,20 +491,20 @@ def test_snapshot_ids_and_names(adapter, make_guest):
         == [named["id"]]
 
 
-def test_delete_guest_with_snapshots(adapter, storage_pool, backend_connection):
-    volumes = volume_names(storage_pool)
+def test_delete_guest_with_snapshots(adapter, backend, kit, storage):
+    volumes = kit.volumes(storage)
     spec = {"name": backends.unique_name("guest"), "memory": 64}
-    if adapter.driver != "lxc":
+    if backend != "lxc":
         spec["hdd"] = 1
     record = adapter.create_guest(spec)
-    if adapter.driver != "lxc":
+    if backend != "lxc":
         adapter.create_snapshot(record["id"], "one")
         adapter.create_snapshot(record["id"], "two")
 
     adapter.delete_guest(record["id"])
 
-    assert record["name"] not in _domain_names(backend_connection)
-    assert volume_names(storage_pool) == volumes
+    assert record["name"] not in kit.guest_names()
+    assert kit.volumes(storage) == volumes
 
 
 # -- tags ------------------------------------------------------------------
@@ -542,13 +535,13 @@ def test_power_actions_match_contract():
     assert set(LibvirtAdapter.POWER_TRANSITIONS) == set(base.POWER_ACTIONS)
 
 
-def test_concurrent_tags_all_kept(backend, make_guest):
+def test_concurrent_tags_all_kept(kit, make_guest):
     guest_id = make_guest()["id"]
     names = ["tag-%d" % index for index in range(12)]
 
     def add(name):
         # One adapter per thread, as one per request in the service.
-        adapter = make_adapter(backend)
+        adapter = kit.make_adapter()
         adapter.open()
         try:
             adapter.add_tag(guest_id, name)
@@ -561,7 +554,7 @@ def test_concurrent_tags_all_kept(backend, make_guest):
     for thread in threads:
         thread.join(timeout=60)
 
-    reader = make_adapter(backend)
+    reader = kit.make_adapter()
     reader.open()
     try:
         assert reader.list_tags(guest_id) == sorted(names)

@@ -5,6 +5,7 @@ FeatureNotImplemented it raises instead.
 """
 
 import io
+import tarfile
 
 import pytest
 
@@ -12,6 +13,7 @@ from simplestack import errors
 from simplestack.adapters.libvirt import QCOW2_MAGIC
 from tests import backends
 from tests.libvirt_fixtures import iso_volume, volume_names
+from tests.xen_fixtures import TOOLS_ISO_SR
 
 NIC_FIELDS = {"id", "number", "mac", "network", "locking_mode",
               "ipv4_allowed", "ipv6_allowed", "rate_limit"}
@@ -25,7 +27,7 @@ def _register(cleanup, record):
 
 def test_full_lifecycle(backend, request):
     lifecycles = {"qemu": _qemu_lifecycle, "lxc": _lxc_lifecycle,
-                  "test": _test_driver_lifecycle}
+                  "test": _test_driver_lifecycle, "xen": _xen_lifecycle}
     lifecycle = lifecycles[backend]
     fixtures = lifecycle.__code__.co_varnames[:lifecycle.__code__.co_argcount]
     lifecycle(*[request.getfixturevalue(name) for name in fixtures])
@@ -206,12 +208,85 @@ def _test_driver_lifecycle(adapter, make_guest, cleanup, iso_image,
     assert {n["mac"] for n in adapter.list_nics(clone["id"])} != {mac}
 
 
+def _xen_lifecycle(adapter, make_guest, cleanup, kit, storage, iso_image,
+                   network):
+    volumes_before = kit.volumes(storage)
+    guest = make_guest(hdd=1, network=network.name)
+    guest_id = guest["id"]
+
+    # Power: pause suspends the guest to disk, resume brings it back.
+    assert adapter.set_power(guest_id, "start") == "STARTED"
+    assert adapter.set_power(guest_id, "pause") == "PAUSED"
+    assert adapter.set_power(guest_id, "resume") == "STARTED"
+
+    # A second disk and a NIC, added to and removed from the running guest.
+    disk = adapter.create_disk(guest_id, {"size": 1, "name": "data"})
+    assert set(disk) == DISK_FIELDS
+    assert disk["name"] == "data"
+    assert adapter.get_guest(guest_id)["hdd"] == 2
+    nic = adapter.create_nic(guest_id, {"network": network.name,
+                                        "mac": "52:54:00:AB:CD:EF"})
+    assert set(nic) == NIC_FIELDS
+    assert nic["mac"] == "52:54:00:ab:cd:ef"
+    assert nic["network"] == network.name
+    assert len(adapter.list_nics(guest_id)) == 2
+    adapter.delete_nic(guest_id, nic["mac"])
+    adapter.delete_disk(guest_id, disk["id"])
+    assert len(adapter.list_nics(guest_id)) == 1
+    assert [d["id"] for d in adapter.list_disks(guest_id)] == ["0"]
+
+    # An ISO mounted and ejected while running; ejecting twice is fine.
+    assert adapter.get_media(guest_id) == {"name": None}
+    assert adapter.set_media(guest_id, iso_image) == {"name": iso_image}
+    assert adapter.get_media(guest_id) == {"name": iso_image}
+    assert adapter.get_guest(guest_id)["hdd"] == 1
+    assert adapter.set_media(guest_id, None) == {"name": None}
+    assert adapter.set_media(guest_id, None) == {"name": None}
+
+    # XAPI snapshots running guests too; a revert restores the disks.
+    assert adapter.set_power(guest_id, "force_stop") == "STOPPED"
+    snapshot = adapter.create_snapshot(guest_id, "before growth")
+    adapter.update_guest(guest_id, {"hdd": 2})
+    assert adapter.get_guest(guest_id)["hdd"] == 2
+    reverted = adapter.revert_snapshot(guest_id, snapshot["id"])
+    assert reverted["hdd"] == 1
+    assert reverted["state"] == "STOPPED"
+
+    # Clone: new UUID, own disk.
+    clone = _register(cleanup, adapter.clone_guest(
+        guest_id, backends.unique_name("clone")))
+    assert clone["id"] != guest_id
+    assert clone["hdd"] == 1
+    assert adapter.list_disks(clone["id"])[0]["extra_info"] != \
+        adapter.list_disks(guest_id)[0]["extra_info"]
+
+    # Export to an XVA stream and import it back.
+    image = adapter.export_guest(guest_id)
+    try:
+        exported = b"".join(image)
+    finally:
+        image.close()
+    assert image.content_type == "application/x-xva"
+    with tarfile.open(fileobj=io.BytesIO(exported)) as archive:
+        assert archive.getnames()[0] == "ova.xml"
+    imported = _register(cleanup, adapter.import_guest(
+        io.BytesIO(exported), len(exported), "application/x-xva",
+        name=backends.unique_name("imported")))
+    assert imported["id"] not in (guest_id, clone["id"])
+    assert imported["hdd"] == 1
+
+    # Deletion leaves none of the disks behind, snapshot disks included.
+    for guest_id_to_delete in (imported["id"], clone["id"], guest_id):
+        adapter.delete_guest(guest_id_to_delete)
+    assert kit.volumes(storage) == volumes_before
+
+
 # -- disks -----------------------------------------------------------------
 
-def test_disk_records(adapter, make_guest, storage_pool):
-    guest = make_guest(hdd=None if adapter.driver == "lxc" else 2)
+def test_disk_records(adapter, backend, kit, make_guest, storage):
+    guest = make_guest(hdd=None if backend == "lxc" else 2)
     disks = adapter.list_disks(guest["id"])
-    if adapter.driver == "lxc":
+    if backend == "lxc":
         assert disks == []
         return
 
@@ -220,16 +295,26 @@ def test_disk_records(adapter, make_guest, storage_pool):
     assert disks[0]["id"] == "0"
     assert disks[0]["number"] == 0
     assert disks[0]["size"] == 2
-    assert disks[0]["name"] in volume_names(storage_pool)
-    assert disks[0]["extra_info"].endswith("/" + disks[0]["name"])
+    if backend == "xen":
+        # extra_info is the VDI's UUID.
+        assert disks[0]["extra_info"] in kit.volumes(storage)
+    else:
+        assert disks[0]["name"] in kit.volumes(storage)
+        assert disks[0]["extra_info"].endswith("/" + disks[0]["name"])
     assert adapter.get_disk(guest["id"], "0") == disks[0]
 
 
-def test_disk_rename_not_implemented(adapter, make_guest):
-    if adapter.driver == "lxc":
+def test_disk_rename(adapter, backend, make_guest):
+    if backend == "lxc":
         return  # no disks: the LXC lifecycle covers LXC
     guest = make_guest()
     disk = adapter.list_disks(guest["id"])[0]
+    if backend == "xen":
+        renamed = adapter.update_disk(guest["id"], disk["id"],
+                                      {"name": "system disk"})
+        assert renamed == dict(disk, name="system disk")
+        assert adapter.get_disk(guest["id"], disk["id"]) == renamed
+        return
 
     with pytest.raises(errors.FeatureNotImplemented) as raised:
         adapter.update_disk(guest["id"], disk["id"], {"name": "new.qcow2"})
@@ -240,8 +325,8 @@ def test_disk_rename_not_implemented(adapter, make_guest):
 
 
 def test_added_disks_keep_numbers(adapter, backend, make_guest):
-    if backend != "qemu":
-        return  # only QEMU attaches disks; the lifecycle tests cover others
+    if backend not in ("qemu", "xen"):
+        return  # the others cannot attach disks; their lifecycles check it
     guest_id = make_guest()["id"]
 
     second = adapter.create_disk(guest_id, {"size": 1})
@@ -258,22 +343,30 @@ def test_added_disks_keep_numbers(adapter, backend, make_guest):
 
 # -- media -----------------------------------------------------------------
 
-def test_media_errors(adapter, backend, backend_connection, make_guest,
-                      storage_pool, iso_pool, iso_image):
+def _second_iso_image(backend, kit, request, name):
+    """Put another image called ``name`` in a second ISO storage."""
+    if backend == "xen":
+        return kit.iso_image(name=name, sr_name=TOOLS_ISO_SR)
+    return iso_volume(request.getfixturevalue("backend_connection"),
+                      request.getfixturevalue("storage_pool"), name=name)
+
+
+def test_media_errors(adapter, backend, kit, request, make_guest, iso_image):
     guest_id = make_guest()["id"]
-    if backend != "qemu":
+    if backend not in ("qemu", "xen"):
         return  # the lifecycle tests check what the others raise
 
     with pytest.raises(errors.EntityNotFound):
         adapter.set_media(guest_id, "sstest-no-such-image.iso")
 
-    # The same name in a second pool makes the name ambiguous.
-    with iso_volume(backend_connection, storage_pool, name=iso_image):
+    # The same name in a second storage makes the name ambiguous.
+    with _second_iso_image(backend, kit, request, iso_image):
         with pytest.raises(errors.Conflict):
             adapter.set_media(guest_id, iso_image)
     assert adapter.get_media(guest_id) == {"name": None}
 
 
+@pytest.mark.backends("test", "qemu", "lxc")
 def test_media_without_cdrom(adapter, backend, backend_connection,
                              cleanup, storage_pool):
     if backend != "qemu":
@@ -294,12 +387,27 @@ def test_media_without_cdrom(adapter, backend, backend_connection,
 
 # -- NICs ------------------------------------------------------------------
 
-def test_nic_update_stopped_guest(adapter, backend, make_guest,
-                                  isolated_network):
-    guest_id = make_guest(network=isolated_network.name())["id"]
+def test_nic_update_stopped_guest(adapter, backend, make_guest, network):
+    guest_id = make_guest(network=network.name)["id"]
     mac = adapter.list_nics(guest_id)[0]["mac"]
     if backend == "test":
         return  # the test driver lifecycle covers the test driver
+    if backend == "xen":
+        # XAPI plugs every VIF when the guest starts, so a stopped guest's
+        # NIC cannot be set to stay unplugged; plugging it is a no-op.
+        with pytest.raises(errors.InvalidState) as raised:
+            adapter.update_nic(guest_id, mac, {"active": False,
+                                               "rate_limit": 8192 * 100})
+        assert "STOPPED" in raised.value.message
+        assert adapter.get_nic(guest_id, mac)["rate_limit"] is None
+        assert adapter.update_nic(guest_id, mac, {"active": True}) == \
+            adapter.get_nic(guest_id, mac)
+        limited = adapter.update_nic(guest_id, mac,
+                                     {"rate_limit": 8192 * 100})
+        assert limited["rate_limit"] == 8192 * 100
+        cleared = adapter.update_nic(guest_id, mac, {"rate_limit": None})
+        assert cleared["rate_limit"] is None
+        return
 
     limited = adapter.update_nic(guest_id, mac, {"rate_limit": 8192 * 100,
                                                  "active": False})
@@ -309,10 +417,20 @@ def test_nic_update_stopped_guest(adapter, backend, make_guest,
     assert cleared["rate_limit"] is None
 
 
-def test_nic_unsupported_fields(adapter, make_guest, isolated_network):
-    guest_id = make_guest(network=isolated_network.name())["id"]
+def test_nic_locking_and_allowed_addresses(adapter, backend, make_guest,
+                                           network):
+    guest_id = make_guest(network=network.name)["id"]
     nic = adapter.list_nics(guest_id)[0]
+    if backend == "xen":
+        changed = adapter.update_nic(guest_id, nic["mac"], {
+            "locking_mode": "locked", "ipv4_allowed": ["10.0.0.1"],
+            "ipv6_allowed": ["fd00::1"]})
+        assert changed == dict(nic, locking_mode="locked",
+                               ipv4_allowed=["10.0.0.1"],
+                               ipv6_allowed=["fd00::1"])
+        return
 
+    # libvirt has no such settings.
     for field, value in (("locking_mode", "locked"),
                          ("ipv4_allowed", ["10.0.0.1"]),
                          ("ipv6_allowed", [])):
@@ -322,8 +440,8 @@ def test_nic_unsupported_fields(adapter, make_guest, isolated_network):
     assert adapter.get_nic(guest_id, nic["mac"]) == nic
 
 
-def test_nic_bad_rate_limit(adapter, backend, make_guest, isolated_network):
-    guest_id = make_guest(network=isolated_network.name())["id"]
+def test_nic_bad_rate_limit(adapter, backend, make_guest, network):
+    guest_id = make_guest(network=network.name)["id"]
     nic = adapter.list_nics(guest_id)[0]
     if backend == "test":
         return  # the test driver raises FeatureNotImplemented first
@@ -333,24 +451,24 @@ def test_nic_bad_rate_limit(adapter, backend, make_guest, isolated_network):
     assert adapter.get_nic(guest_id, nic["mac"]) == nic
 
 
-def test_nic_duplicate_mac(adapter, backend, make_guest, isolated_network):
-    guest_id = make_guest(network=isolated_network.name())["id"]
+def test_nic_duplicate_mac(adapter, backend, make_guest, network):
+    guest_id = make_guest(network=network.name)["id"]
     nic = adapter.list_nics(guest_id)[0]
     if backend == "test":
         return  # the test driver cannot attach NICs at all
 
     with pytest.raises(errors.Conflict):
-        adapter.create_nic(guest_id, {"network": isolated_network.name(),
+        adapter.create_nic(guest_id, {"network": network.name,
                                       "mac": nic["mac"].upper()})
     assert adapter.list_nics(guest_id) == [nic]
 
 
-def test_nic_unknown_network(adapter, make_guest):
+def test_nic_unknown_network(adapter, backend, make_guest):
     guest_id = make_guest()["id"]
     nics = adapter.list_nics(guest_id)
 
     expected = errors.EntityNotFound
-    if adapter.driver == "test":
+    if backend == "test":
         expected = errors.FeatureNotImplemented
     with pytest.raises(expected):
         adapter.create_nic(guest_id, {"network": "sstest-no-such-network"})
@@ -369,10 +487,19 @@ def test_clone_running_guest_rejected(adapter, make_guest):
     assert "STARTED" in raised.value.message
 
 
-def test_import_raw_image(adapter, backend, cleanup, storage_pool):
+def test_import_raw_image(adapter, backend, kit, cleanup, storage):
+    data = bytes(range(256)) * 4096  # 1 MiB that is not qcow2
+    if backend == "xen":
+        # XAPI imports XVA archives only.
+        names = kit.guest_names()
+        with pytest.raises(errors.InvalidArguments) as raised:
+            adapter.import_guest(io.BytesIO(data), len(data), None,
+                                 name=backends.unique_name("raw"))
+        assert "not an XVA" in raised.value.message
+        assert kit.guest_names() == names
+        return
     if backend != "qemu":
         return  # the lifecycle tests check what the others raise
-    data = bytes(range(256)) * 4096  # 1 MiB that is not qcow2
 
     record = _register(cleanup, adapter.import_guest(
         io.BytesIO(data), len(data), None,
@@ -387,24 +514,23 @@ def test_import_raw_image(adapter, backend, cleanup, storage_pool):
         image.close()
 
 
-def test_import_short_stream(adapter, backend, backend_connection,
-                             storage_pool):
+def test_import_short_stream(adapter, backend, kit, storage):
     if backend != "qemu":
-        return  # the lifecycle tests check what the others raise
+        return  # others: their lifecycles, and tests/xen for Xen
     name = backends.unique_name("short")
-    volumes = volume_names(storage_pool)
+    volumes = kit.volumes(storage)
 
     with pytest.raises(errors.InvalidArguments) as raised:
         adapter.import_guest(io.BytesIO(b"x" * 1000), 5000, None, name=name)
 
     assert "1000 of 5000" in raised.value.message
-    assert volume_names(storage_pool) == volumes
-    assert name not in {d.name() for d in backend_connection.listAllDomains()}
+    assert kit.volumes(storage) == volumes
+    assert name not in kit.guest_names()
 
 
 # -- networks --------------------------------------------------------------
 
-def test_create_isolated_network(adapter, backend_connection):
+def test_create_isolated_network(adapter, backend, kit):
     name = backends.unique_name("net")
 
     record = adapter.create_network({"name": name, "description": "lab"})
@@ -412,24 +538,39 @@ def test_create_isolated_network(adapter, backend_connection):
         assert record["name_label"] == name
         assert record["name_description"] == "lab"
         assert record["vlan"] is None
-        assert record["other_config"]["forward_mode"] == "isolated"
+        if backend == "xen":
+            assert record["other_config"] == {}
+        else:
+            assert record["other_config"]["forward_mode"] == "isolated"
         assert adapter.get_network(record["id"]) == record
     finally:
-        network = backend_connection.networkLookupByName(name)
-        network.destroy()
-        network.undefine()
+        kit.remove_network(name)
 
 
-def test_network_errors(adapter, isolated_network):
+def test_network_errors(adapter, backend, network):
     with pytest.raises(errors.Conflict):
-        adapter.create_network({"name": isolated_network.name()})
+        adapter.create_network({"name": network.name})
+    if backend == "xen":
+        # A VLAN needs both a tag and the network that carries it.
+        with pytest.raises(errors.InvalidArguments):
+            adapter.create_network({"name": backends.unique_name("net"),
+                                    "vlan": 10})
+        with pytest.raises(errors.InvalidArguments):
+            adapter.create_network({"name": backends.unique_name("net"),
+                                    "from_network": network.name})
+        # An isolated network has no interface to tag.
+        with pytest.raises(errors.InvalidArguments):
+            adapter.create_network({"name": backends.unique_name("net"),
+                                    "from_network": network.name,
+                                    "vlan": 10})
+        return
     with pytest.raises(errors.FeatureNotImplemented) as raised:
         adapter.create_network({"name": backends.unique_name("net"),
                                 "vlan": 10})
     assert "Open vSwitch" in raised.value.message
     with pytest.raises(errors.FeatureNotImplemented) as raised:
         adapter.create_network({"name": backends.unique_name("net"),
-                                "from_network": isolated_network.name(),
+                                "from_network": network.name,
                                 "vlan": 10})
     assert "Open vSwitch" in raised.value.message
     with pytest.raises(errors.FeatureNotImplemented):

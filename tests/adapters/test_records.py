@@ -15,25 +15,25 @@ NETWORK_FIELDS = {"id", "name_label", "name_description", "bridge", "vlan",
                   "other_config"}
 
 
-def test_pool_record(adapter, backend_connection):
+def test_pool_record(adapter, kit):
     pool = adapter.get_pool()
+    facts = kit.pool_facts(adapter)
 
     assert set(pool) == POOL_FIELDS
-    total_mib = backend_connection.getInfo()[1]
-    assert pool["total_memory"] == total_mib
+    assert pool["total_memory"] == facts["total_memory"]
     assert 0 <= pool["used_memory"] <= pool["total_memory"]
-    assert pool["software_info"]["version"] == "9.0.0"
-    assert pool["master"] == adapter.host.partition(":")[0]
+    assert pool["software_info"]["version"] == facts["version"]
+    assert pool["master"] == facts["master"]
 
 
-def test_hosts_list_and_get(adapter, backend_connection):
+def test_hosts_list_and_get(adapter, kit):
     hosts = adapter.list_hosts()
 
-    assert len(hosts) == 1
-    assert set(hosts[0]) == HOST_FIELDS
-    assert hosts[0]["name"] == backend_connection.getHostname()
-    assert adapter.get_host(hosts[0]["id"]) == hosts[0]
-    assert adapter.get_host(hosts[0]["id"].upper()) == hosts[0]
+    assert sorted(host["name"] for host in hosts) == kit.host_names()
+    for host in hosts:
+        assert set(host) == HOST_FIELDS
+        assert adapter.get_host(host["id"]) == host
+        assert adapter.get_host(host["id"].upper()) == host
 
 
 def test_unknown_host(adapter):
@@ -41,46 +41,45 @@ def test_unknown_host(adapter):
         adapter.get_host(str(uuid.uuid4()))
 
 
-def test_storage_record_units(adapter, storage_pool):
-    storage = adapter.get_storage(storage_pool.UUIDString())
-    _state, capacity, allocation, _available = storage_pool.info()
+def test_storage_record_units(adapter, kit, storage):
+    record = adapter.get_storage(storage.id)
+    facts = kit.storage_facts(storage)
 
-    assert set(storage) == STORAGE_FIELDS
-    assert storage["id"] == storage_pool.UUIDString().lower()
-    assert storage["name"] == storage_pool.name()
-    assert storage["type"] == "dir"
-    assert storage["size"] == capacity // 1024 ** 3
-    assert storage["used_space"] == allocation // 1024 ** 3
-    assert isinstance(storage["allocated_space"], int)
-
-
-def test_storage_by_name_and_upper_id(adapter, storage_pool):
-    by_id = adapter.get_storage(storage_pool.UUIDString())
-
-    assert adapter.get_storage(storage_pool.name()) == by_id
-    assert adapter.get_storage(storage_pool.UUIDString().upper()) == by_id
+    assert set(record) == STORAGE_FIELDS
+    assert record["id"] == storage.id
+    assert record["name"] == storage.name
+    assert record["type"] == facts["type"]
+    assert record["size"] == facts["size"]
+    assert record["used_space"] == facts["used_space"]
+    assert isinstance(record["allocated_space"], int)
 
 
-def test_storage_list_has_pool(adapter, storage_pool):
+def test_storage_by_name_and_upper_id(adapter, storage):
+    by_id = adapter.get_storage(storage.id)
+
+    assert adapter.get_storage(storage.name) == by_id
+    assert adapter.get_storage(storage.id.upper()) == by_id
+
+
+def test_storage_list_has_pool(adapter, storage):
     storages = adapter.list_storages()
 
-    assert storage_pool.UUIDString().lower() in [
-        storage["id"] for storage in storages]
-    for storage in storages:
-        assert set(storage) == STORAGE_FIELDS
+    assert storage.id in [record["id"] for record in storages]
+    for record in storages:
+        assert set(record) == STORAGE_FIELDS
 
 
-def test_allocated_space_sums_volumes(adapter, make_guest, storage_pool):
-    before = adapter.get_storage(storage_pool.name())["allocated_space"]
+def test_allocated_space_sums_volumes(adapter, backend, make_guest, storage):
+    before = adapter.get_storage(storage.id)["allocated_space"]
 
-    if adapter.driver == "lxc":
+    if backend == "lxc":
         with pytest.raises(errors.FeatureNotImplemented) as raised:
             make_guest(hdd=2)
         assert "not disk volumes" in raised.value.message
         return
     make_guest(hdd=2)
 
-    after = adapter.get_storage(storage_pool.name())["allocated_space"]
+    after = adapter.get_storage(storage.id)["allocated_space"]
     assert after == before + 2
 
 
@@ -91,22 +90,25 @@ def test_unknown_storage(adapter):
         adapter.get_storage("sstest-no-such-pool")
 
 
-def test_network_record(adapter, isolated_network):
-    network = adapter.get_network(isolated_network.UUIDString())
+def test_network_record(adapter, backend, network):
+    record = adapter.get_network(network.id)
 
-    assert set(network) == NETWORK_FIELDS
-    assert network["id"] == isolated_network.UUIDString().lower()
-    assert network["name_label"] == isolated_network.name()
-    assert network["bridge"] == isolated_network.bridgeName()
-    assert network["vlan"] is None
-    assert network["other_config"]["forward_mode"] == "isolated"
-    assert network["other_config"]["active"] is True
+    assert set(record) == NETWORK_FIELDS
+    assert record["id"] == network.id
+    assert record["name_label"] == network.name
+    assert record["bridge"] == network.bridge
+    assert record["vlan"] is None
+    if backend == "xen":
+        assert record["other_config"] == {}
+    else:
+        assert record["other_config"]["forward_mode"] == "isolated"
+        assert record["other_config"]["active"] is True
 
 
-def test_network_list_has_network(adapter, isolated_network):
-    ids = [network["id"] for network in adapter.list_networks()]
+def test_network_list_has_network(adapter, network):
+    ids = [record["id"] for record in adapter.list_networks()]
 
-    assert isolated_network.UUIDString().lower() in ids
+    assert network.id in ids
 
 
 def test_unknown_network(adapter):
