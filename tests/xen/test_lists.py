@@ -1,0 +1,79 @@
+"""Lists cost a fixed number of XAPI calls, whatever the number of guests."""
+
+import pytest
+
+from simplestack.adapters.base import Credentials
+from simplestack.adapters.xen import XenAdapter
+from tests.simulators.fixtures import XapiSimulator
+
+GUEST_COUNTS = (10, 1000)
+
+
+@pytest.fixture(scope="module")
+def seeded_simulators():
+    """Simulators seeded with each of GUEST_COUNTS guests."""
+    started = {}
+    try:
+        for count in GUEST_COUNTS:
+            started[count] = XapiSimulator("--vms", str(count)).start()
+        yield started
+    finally:
+        for simulator in started.values():
+            simulator.stop()
+
+
+def list_with_counts(simulator, method):
+    """Call ``method`` of an opened adapter; return (result, the XAPI calls
+    the simulator counted, the calls the adapter counted)."""
+    config = XenAdapter.parse_settings(
+        "xen", {"ca_bundle": simulator.ca_bundle})
+    adapter = XenAdapter("xen", simulator.netloc, Credentials(
+        simulator.username, simulator.password), config)
+    adapter.open()
+    try:
+        simulator.reset_stats()
+        before = adapter.calls
+        result = getattr(adapter, method)()
+        counted = simulator.stats()["calls"]
+        return result, counted, adapter.calls - before
+    finally:
+        adapter.close()
+
+
+def test_list_guests_one_call_at_any_size(seeded_simulators):
+    for count, simulator in seeded_simulators.items():
+        guests, calls, adapter_calls = list_with_counts(simulator,
+                                                        "list_guests")
+
+        assert len(guests) == count
+        assert calls == {"event.from": 1}
+        assert adapter_calls == 1
+
+
+def test_list_guests_records_complete(seeded_simulators):
+    guests, _calls, _adapter_calls = list_with_counts(
+        seeded_simulators[GUEST_COUNTS[0]], "list_guests")
+
+    ids = [guest["id"] for guest in guests]
+    assert ids == sorted(ids)
+    started = [guest for guest in guests if guest["state"] == "STARTED"]
+    assert started
+    for guest in started:
+        assert guest["host"] is not None
+    for guest in guests:
+        assert guest["hdd"] == 10
+        assert guest["memory"] == 512
+
+
+@pytest.mark.parametrize("method, calls", [
+    ("list_networks", {"event.from": 1}),
+    ("list_hosts", {"host.get_all_records": 1}),
+    ("list_storages", {"SR.get_all_records": 1}),
+    ("get_pool", {"event.from": 1}),
+])
+def test_other_lists_one_call(seeded_simulators, method, calls):
+    for simulator in seeded_simulators.values():
+        _result, counted, adapter_calls = list_with_counts(simulator, method)
+
+        assert counted == calls
+        assert adapter_calls == 1
