@@ -39,6 +39,11 @@ class ImagesMixin:
 
     def clone_guest(self, guest_id, name):
         domain = self._domain(guest_id)
+        # The lock keeps the source's disks from changing during the copy.
+        with self._guest_lock(domain):
+            return self._clone_locked(domain, guest_id, name)
+
+    def _clone_locked(self, domain, guest_id, name):
         state = self._state(domain)
         if state != "STOPPED":
             raise errors.InvalidState("cannot clone guest %s: it is %s; stop "
