@@ -5,9 +5,9 @@ import logging
 import tarfile
 
 import pytest
+from webob import Request
 from webtest import TestApp
 
-from simplestack import main
 from tests import backends
 from tests.conftest import CANARY_PASSWORD, make_token
 from tests.simulators.fixtures import XapiSimulator
@@ -210,6 +210,28 @@ def test_export_and_import_through_api(xen_api, xen_host, xapi_simulator):
             if record["name"] == name:
                 xen_api.delete("%s/guests/%s" % (xen_host, record["id"]))
     assert xapi_simulator.stats()["sessions"].get("simplestack", 0) == 0
+
+
+def test_abandoned_download_cancels_export(xen_app, xen_api, xen_host,
+                                           xapi_simulator):
+    guest = xen_api.post_json(xen_host + "/guests", {
+        "name": backends.unique_name("guest"), "hdd": 2}).json
+    path = "%s/guests/%s" % (xen_host, guest["id"])
+    request = Request.blank(path + "/export", headers={
+        "x-simplestack-hypervisor-token": make_token(
+            xapi_simulator.username, xapi_simulator.password)})
+    xapi_simulator.reset_stats()
+
+    # A client that reads one chunk and hangs up, as a WSGI server sees it.
+    body = xen_app(request.environ, lambda status, headers, info=None: None)
+    assert next(iter(body))
+    body.close()
+
+    stats = xapi_simulator.stats()
+    xen_api.delete(path)
+    assert stats["calls"]["task.cancel"] == 1
+    assert stats["calls"]["task.destroy"] == 1
+    assert stats["sessions"].get("simplestack", 0) == 0
 
 
 # -- secrets ------------------------------------------------------------------
