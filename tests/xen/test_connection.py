@@ -9,6 +9,7 @@ from simplestack.adapters.base import Credentials
 from simplestack.adapters.xen import XenAdapter
 from simplestack.adapters.xen.session import to_wire
 from tests.conftest import CANARY_PASSWORD
+from tests.simulators.fixtures import XapiSimulator
 
 GIB = 1024 ** 3
 
@@ -142,6 +143,20 @@ def test_member_refers_to_master(xapi_simulator):
     finally:
         adapter.close()
     assert open_sessions(xapi_simulator) == 0
+
+
+def test_plain_http_scheme():
+    simulator = XapiSimulator(http=True).start()
+    try:
+        adapter = make_adapter(simulator, ca_bundle="", scheme="http")
+        adapter.open()
+        try:
+            assert len(adapter.list_hosts()) == 2
+        finally:
+            adapter.close()
+        assert open_sessions(simulator) == 0
+    finally:
+        simulator.stop()
 
 
 def test_refused_connection_is_unreachable():
