@@ -57,6 +57,9 @@ def request_summary_tween_factory(handler, registry):
             response.headers[REQUEST_ID_HEADER] = request_id
             return response
         finally:
+            host_context = request.environ.get("simplestack.host_context")
+            if host_context is not None:
+                host_context.release(request)
             adapter = request.environ.get("simplestack.adapter")
             parts = path.split("/")
             # Only a configured type name is logged as such: the path is

@@ -124,11 +124,18 @@ class HostContext(Resource):
             hypervisor_type.config)
 
         # Registered before open(), so a connection that fails half-way
-        # is still released.
+        # is still released. The request tween usually releases it first,
+        # so that its log line counts the logout; this callback is the
+        # safety net for every other path.
         request.add_finished_callback(self._close_adapter)
         request.environ["simplestack.adapter"] = adapter
+        request.environ["simplestack.host_context"] = self
         adapter.open()
         return adapter
+
+    def release(self, request):
+        """Close this request's adapter, unless a stream took it over."""
+        self._close_adapter(request)
 
     def _close_adapter(self, request):
         adapter, self._adapter = self._adapter, None
