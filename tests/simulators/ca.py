@@ -8,6 +8,9 @@ ignores ``/.state/``):
                      loopback addresses
     server.pem       a server certificate for DEFAULT_IDENTITIES, then the CA
     server-key.pem   its private key
+    server-<identities>.pem, server-<identities>-key.pem
+                     server certificates for other loopback addresses,
+                     issued on request for simulators that read files
 
 Files are written under temporary names and renamed, and a lock file
 serialises creation, so two simulators that start at once share one CA.
@@ -72,6 +75,47 @@ def _write(name, data, private=False):
         raise
 
 
+def server_cert_files(identities):
+    """Return (certificate chain, private key) paths of a server certificate.
+
+    For a program that loads its certificate from files, such as the vSphere
+    simulator. The stored certificate serves the default identities. Other
+    identities get a pair issued by the same CA and kept as
+    ``server-<identities>.pem`` and ``server-<identities>-key.pem``.
+    """
+    if set(identities) <= set(DEFAULT_IDENTITIES):
+        return server_cert_paths()
+    stem = "server-" + "_".join(sorted(identities))
+    if any(character in stem for character in "/\\") or stem.startswith("."):
+        raise ValueError("invalid certificate identities: %r" % (identities,))
+    paths = (os.path.join(CA_DIR, stem + ".pem"), os.path.join(CA_DIR, stem + "-key.pem"))
+    ensure_dev_ca()
+    if _issued_by_current_ca(paths[0]):
+        return paths
+    with open(os.path.join(CA_DIR, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _issued_by_current_ca(paths[0]):
+            server = _load_ca().issue_cert(*identities)
+            # The key first: a reader that finds the certificate finds both.
+            _write(stem + "-key.pem", server.private_key_pem.bytes(), private=True)
+            _write(stem + ".pem", b"".join(blob.bytes() for blob in server.cert_chain_pems))
+    return paths
+
+
+def _issued_by_current_ca(path):
+    # A certificate older than ca.pem was issued by a CA since replaced.
+    try:
+        return os.path.getmtime(path) >= os.path.getmtime(os.path.join(CA_DIR, "ca.pem"))
+    except FileNotFoundError:
+        return False
+
+
+def _load_ca():
+    with open(os.path.join(CA_DIR, "ca.pem"), "rb") as cert, \
+            open(os.path.join(CA_DIR, "ca-key.pem"), "rb") as key:
+        return trustme.CA.from_pem(cert.read(), key.read())
+
+
 def server_context(identities=DEFAULT_IDENTITIES):
     """Return a server-side SSLContext with a certificate for ``identities``.
 
@@ -83,10 +127,7 @@ def server_context(identities=DEFAULT_IDENTITIES):
     if set(identities) <= set(DEFAULT_IDENTITIES):
         context.load_cert_chain(*server_cert_paths())
         return context
-    with open(os.path.join(CA_DIR, "ca.pem"), "rb") as cert, \
-            open(os.path.join(CA_DIR, "ca-key.pem"), "rb") as key:
-        ca = trustme.CA.from_pem(cert.read(), key.read())
-    ca.issue_cert(*identities).configure_cert(context)
+    _load_ca().issue_cert(*identities).configure_cert(context)
     return context
 
 
