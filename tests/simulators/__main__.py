@@ -1,6 +1,7 @@
 """Command line: run a simulator in the foreground.
 
     python -m tests.simulators xapi --listen 127.0.0.1:PORT [--vms N] [--http]
+    python -m tests.simulators vcsim --listen 127.0.0.1:PORT [--vms N] [--esx]
 
 The first line of output is the URL to connect to; the lines after it give
 the credentials. SIGTERM or Ctrl-C stops the simulator.
@@ -8,11 +9,13 @@ the credentials. SIGTERM or Ctrl-C stops the simulator.
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
 
 from . import ca
+from .vcsim import build as vcsim_build
 from .xapi.server import is_loopback, serve
 from .xapi.simulator import Simulator
 
@@ -73,6 +76,23 @@ def build_parser():
                       help="model a pool without dynamic memory control: "
                            "dynamic_min, dynamic_max and static_max must be equal")
     xapi.add_argument("--verbose", action="store_true", help="log every request")
+
+    vcsim = kinds.add_parser("vcsim", help="a vCenter or ESX host: govmomi's vSphere "
+                                           "API simulator over HTTPS")
+    vcsim.add_argument("--listen", type=parse_listen, default=("127.0.0.1", 0),
+                       metavar="ADDRESS:PORT",
+                       help="address and port to serve on (port 0: a free one); "
+                            "default 127.0.0.1:0")
+    vcsim.add_argument("--esx", action="store_true",
+                       help="model a standalone ESX host instead of a vCenter")
+    vcsim.add_argument("--vms", type=int, metavar="N",
+                       help="virtual machines per resource pool; the vCenter model "
+                            "has two pools, so 2N machines (default N=2)")
+    vcsim.add_argument("--user", help="user name that logs in (default "
+                                      "administrator@vsphere.local, or root with --esx)")
+    vcsim.add_argument("--password", default=vcsim_build.DEFAULT_PASSWORD,
+                       help="password that logs in (default '%s')"
+                            % vcsim_build.DEFAULT_PASSWORD)
     return parser
 
 
@@ -112,6 +132,23 @@ def run_xapi(options):
     simulator.close()
 
 
+def run_vcsim(options):
+    if options.vms is not None and options.vms < 0:
+        sys.exit("--vms must be 0 or more, got %d" % options.vms)
+    try:
+        binary = vcsim_build.build()
+    except vcsim_build.BuildError as error:
+        sys.exit(str(error))
+    command = vcsim_build.launcher_command(
+        binary, options.listen, model="esx" if options.esx else "vpx",
+        vms=options.vms, username=options.user, password=options.password)
+    # The launcher replaces this process: it prints the URL first, and
+    # SIGTERM or Ctrl-C reach it directly.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(binary, command)
+
+
 def main(argv=None):
     options = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -119,6 +156,8 @@ def main(argv=None):
         format="%(asctime)s %(levelname)-5.5s [%(name)s] %(message)s")
     if options.kind == "xapi":
         run_xapi(options)
+    elif options.kind == "vcsim":
+        run_vcsim(options)
 
 
 if __name__ == "__main__":
