@@ -24,6 +24,8 @@ extras = {
         # makes the development CA that the simulators' TLS uses.
         "XenAPI==26.21.1",
         "trustme==1.2.1",
+        # The vSphere simulator's tests drive it with pyVmomi.
+        "pyvmomi==9.1.1.0",
     ],
 }
 
