@@ -222,6 +222,44 @@ def test_blocked_delete_changes_nothing(xen_api, guests, xapi):
         destroy_guest(xapi, name)
 
 
+def test_delete_shared_disk_keeps_vdi(xen_api, guests, xapi):
+    """DELETE of a disk whose VDI another guest also uses (a sharable VDI)
+    must leave that VDI, as DELETE of a whole guest does.
+
+    Destroying the VDI removes the other guest's disk with it.
+    """
+    owner_name = backends.unique_name("disk-owner")
+    sharer_name = backends.unique_name("disk-sharer")
+    owner = xen_api.post_json(guests, {"name": owner_name, "memory": 64,
+                                       "hdd": 1}).json
+    sharer = xen_api.post_json(guests, {"name": sharer_name, "memory": 64,
+                                        "hdd": 1}).json
+    try:
+        owner_ref = xapi.VM.get_by_uuid(owner["id"])
+        owner_vbd = [vbd for vbd in xapi.VM.get_VBDs(owner_ref)
+                     if xapi.VBD.get_type(vbd) == "Disk"][0]
+        vdi = xapi.VBD.get_VDI(owner_vbd)
+        xapi.VDI.set_sharable(vdi, True)
+        xapi.VBD.create({
+            "VM": xapi.VM.get_by_uuid(sharer["id"]), "VDI": vdi,
+            "userdevice": "5", "bootable": False, "mode": "RW",
+            "type": "Disk", "unpluggable": True, "empty": False,
+            "other_config": {}, "qos_algorithm_type": "",
+            "qos_algorithm_params": {}})
+
+        deleted = xen_api.delete("%s/%s/disks/5" % (guests, sharer["id"]),
+                                 expect_errors=True)
+        owner_disks = xen_api.get("%s/%s/disks" % (guests,
+                                                   owner["id"])).json
+
+        assert deleted.status_int in (204, 409), deleted.text
+        assert vdi in xapi.VDI.get_all(), "the shared VDI was destroyed"
+        assert [disk["number"] for disk in owner_disks] == [0]
+    finally:
+        destroy_guest(xapi, sharer_name)
+        destroy_guest(xapi, owner_name)
+
+
 def test_import_of_snapshot_xva(xen_api, guests, xapi):
     """Importing an XVA whose VM record is a snapshot (is_a_snapshot and
     is_a_template set) must end in a 4xx that leaves nothing behind, or in
@@ -264,9 +302,10 @@ def test_import_of_snapshot_xva(xen_api, guests, xapi):
 
 def test_sim_keeps_default_template_on_destroy(xapi):
     """XAPI's VM.destroy rejects any VM whose other_config has
-    default_template=true with VM_CANNOT_DELETE_DEFAULT_TEMPLATE. That
-    holds after VM.set_is_a_template(false) too, which leaves other_config
-    unchanged, so the simulator must not check the key on templates only.
+    default_template=true with VM_CANNOT_DELETE_DEFAULT_TEMPLATE, also
+    after VM.set_is_a_template(false), which leaves other_config
+    unchanged. So the simulator must check the key on every VM, not on
+    templates only.
     """
     ref, _template = default_template(xapi, exclude=(
         "Other install media", "Debian Bookworm 12"))
