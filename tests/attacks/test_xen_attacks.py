@@ -349,3 +349,41 @@ def test_sim_malformed_ova_xml(xapi_simulator, ova_xml):  # noqa: F811
     assert status == 200
     assert record["status"] == "failure"
     assert record["error_info"][0] == "IMPORT_ERROR", record["error_info"]
+
+
+def test_sim_suspend_keeps_devices_attached(xapi):
+    """XAPI marks a VM's VBDs and VIFs detached only when the VM halts:
+    force_state_reset_keep_current_operations in xapi_vm_lifecycle.ml
+    clears currently_attached for Halted alone, and xenopsd events for a
+    VM that is no longer resident are ignored.
+
+    A suspended VM's saved memory still refers to its disks, so XAPI
+    keeps currently_attached true and rejects VBD.destroy and VDI.resize
+    on them. A simulator that detaches them lets the service delete or
+    grow a disk of a suspended guest.
+    """
+    name = backends.unique_name("suspend")
+    template = xapi.VM.get_by_name_label("Other install media")[0]
+    vm = xapi.VM.clone(template, name)
+    try:
+        xapi.VM.set_is_a_template(vm, False)
+        xapi.VM.set_memory_limits(vm, str(64 * MIB), str(64 * MIB),
+                                  str(64 * MIB), str(64 * MIB))
+        vdi = xapi.VDI.create({
+            "name_label": name, "name_description": "",
+            "SR": xapi.pool.get_default_SR(xapi.pool.get_all()[0]),
+            "virtual_size": str(MIB), "type": "user", "sharable": False,
+            "read_only": False, "other_config": {}, "xenstore_data": {},
+            "sm_config": {}, "tags": []})
+        vbd = xapi.VBD.create({
+            "VM": vm, "VDI": vdi, "userdevice": "0", "bootable": True,
+            "mode": "RW", "type": "Disk", "unpluggable": True,
+            "empty": False, "other_config": {}, "qos_algorithm_type": "",
+            "qos_algorithm_params": {}})
+        xapi.VM.start(vm, False, False)
+        xapi.VM.suspend(vm)
+
+        assert xapi.VM.get_power_state(vm) == "Suspended"
+        assert xapi.VBD.get_currently_attached(vbd) is True
+    finally:
+        destroy_guest(xapi, name)
