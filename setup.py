@@ -16,6 +16,8 @@ extras = {
     "libvirt": ["libvirt-python==12.8.0"],
     # The Xen adapter's SDK: XML-RPC calls to XAPI.
     "xen": ["XenAPI==26.21.1"],
+    # The VMware adapter's SDK: SOAP calls to vCenter and ESXi.
+    "vmware": ["pyvmomi==9.1.1.0"],
     "test": [
         "pytest==9.2.0",
         "WebTest==3.0.7",
@@ -43,6 +45,7 @@ setup(
         "simplestack.adapters": [
             "libvirt = simplestack.adapters.libvirt:LibvirtAdapter",
             "xen = simplestack.adapters.xen:XenAdapter",
+            "vmware = simplestack.adapters.vmware:VmwareAdapter",
         ],
     },
 )

@@ -1,0 +1,150 @@
+"""Pool, host, storage (datastore) and network records."""
+
+from pyVmomi import vim
+
+from simplestack.adapters.vmware.constants import GIB, MIB
+
+HOST_PATHS = ("name", "hardware.memorySize",
+              "summary.quickStats.overallMemoryUsage",
+              "hardware.systemInfo.uuid")
+DATASTORE_PATHS = ("name", "summary.type", "summary.capacity",
+                   "summary.freeSpace", "summary.uncommitted",
+                   "summary.url")
+NETWORK_PATHS = ("name",)
+PORTGROUP_PATHS = ("name", "key", "config.distributedVirtualSwitch",
+                   "config.defaultPortConfig")
+
+
+class HostsMixin:
+    """Methods of VmwareAdapter for the pool, hosts, storages and
+    networks."""
+
+    # -- pool and hosts -------------------------------------------------------
+
+    def get_pool(self):
+        about = self.content.about
+        hosts = self._retrieve({vim.HostSystem: HOST_PATHS})[vim.HostSystem]
+        total = sum(item.get("hardware.memorySize") or 0 for item in hosts)
+        used = sum(item.get("summary.quickStats.overallMemoryUsage") or 0
+                   for item in hosts)
+        if about.instanceUuid:
+            pool_uuid = about.instanceUuid.lower()
+        elif hosts:
+            # A standalone ESXi host: the pool is the host.
+            pool_uuid = (hosts[0].get("hardware.systemInfo.uuid") or
+                         "").lower()
+        else:
+            pool_uuid = None
+        return {
+            "used_memory": used,
+            "total_memory": total // MIB,
+            "uuid": pool_uuid,
+            "master": self.host,
+            "software_info": {
+                "version": about.version,
+                "build": about.build,
+                "name": about.fullName,
+                # VirtualCenter for vCenter, HostAgent for ESXi.
+                "api_type": about.apiType,
+            },
+        }
+
+    def _host_record(self, item):
+        return {"id": self._object_id(item.ref), "name": item.get("name"),
+                "address": item.get("name")}
+
+    def list_hosts(self):
+        hosts = self._retrieve({vim.HostSystem: ("name",)})[vim.HostSystem]
+        return sorted((self._host_record(item) for item in hosts),
+                      key=lambda record: record["id"])
+
+    def get_host(self, host_id):
+        hosts = self._retrieve({vim.HostSystem: ("name",)})[vim.HostSystem]
+        return self._host_record(self._pick("host", host_id, hosts))
+
+    # -- storages -------------------------------------------------------------
+
+    def _storage_record(self, item):
+        capacity = item.get("summary.capacity") or 0
+        free = item.get("summary.freeSpace") or 0
+        uncommitted = item.get("summary.uncommitted") or 0
+        return {
+            "id": self._object_id(item.ref),
+            "name": item.get("name"),
+            "type": item.get("summary.type"),
+            "used_space": (capacity - free) // GIB,
+            # Thin disks count at their full size.
+            "allocated_space": (capacity - free + uncommitted) // GIB,
+            "size": capacity // GIB,
+        }
+
+    def _datastores(self):
+        return self._retrieve({vim.Datastore: DATASTORE_PATHS})[vim.Datastore]
+
+    def _datastore(self, storage_id):
+        return self._pick("storage", storage_id, self._datastores())
+
+    def list_storages(self):
+        return sorted((self._storage_record(item)
+                       for item in self._datastores()),
+                      key=lambda record: record["id"])
+
+    def get_storage(self, storage_id):
+        return self._storage_record(self._datastore(storage_id))
+
+    # -- networks -------------------------------------------------------------
+
+    def _networks(self):
+        """Return every network (standard, distributed port group, opaque)
+        as a Found with "switch_uuid" and "switch_name" for port groups."""
+        found = self._retrieve({
+            vim.dvs.DistributedVirtualPortgroup: PORTGROUP_PATHS,
+            vim.Network: NETWORK_PATHS,
+            vim.DistributedVirtualSwitch: ("name", "uuid"),
+        })
+        switches = {item.ref._moId: item
+                    for item in found[vim.DistributedVirtualSwitch]}
+        networks = list(found[vim.Network])
+        for item in found[vim.dvs.DistributedVirtualPortgroup]:
+            switch_ref = item.get("config.distributedVirtualSwitch")
+            switch = switches.get(switch_ref._moId) if switch_ref else None
+            item["switch_uuid"] = switch.get("uuid") if switch else None
+            item["switch_name"] = switch.get("name") if switch else None
+            networks.append(item)
+        return networks
+
+    def _network(self, name_or_id):
+        return self._pick("network", name_or_id, self._networks())
+
+    def _network_record(self, item):
+        vlan = None
+        other = {"type": "standard"}
+        bridge = None
+        if isinstance(item.ref, vim.dvs.DistributedVirtualPortgroup):
+            other = {"type": "distributed", "key": item.get("key")}
+            bridge = item.get("switch_name")
+            port_config = item.get("config.defaultPortConfig")
+            vlan_spec = getattr(port_config, "vlan", None)
+            if isinstance(vlan_spec, vim.dvs.VmwareDistributedVirtualSwitch
+                          .VlanIdSpec) and vlan_spec.vlanId:
+                vlan = vlan_spec.vlanId
+        elif isinstance(item.ref, vim.OpaqueNetwork):
+            other = {"type": "opaque"}
+        # NOTE: a standard port group's VLAN and vSwitch are per host
+        # (HostNetworkSystem), so its record shows neither.
+        return {
+            "id": self._object_id(item.ref),
+            "name_label": item.get("name"),
+            "name_description": "",
+            "bridge": bridge,
+            "vlan": vlan,
+            "other_config": other,
+        }
+
+    def list_networks(self):
+        return sorted((self._network_record(item)
+                       for item in self._networks()),
+                      key=lambda record: record["id"])
+
+    def get_network(self, network_id):
+        return self._network_record(self._network(network_id))

@@ -1,0 +1,232 @@
+"""Logging in to vSphere and out again, and every SOAP call in between.
+
+All calls go through one pyVmomi stub per adapter, which counts them,
+enforces the connect and read timeouts and translates every failure into
+a Simplestack error naming the vSphere method.
+"""
+
+import http.client
+import logging
+import socket
+import ssl
+
+from pyVmomi import SoapStubAdapter, vim, vmodl
+
+from simplestack import errors
+from simplestack.adapters.vmware.constants import API_VERSION, state_of
+from simplestack.adapters.vmware.faults import (
+    classify, fault_name, field, public_params)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PORT = 443
+
+
+def split_host(host):
+    """Return (name, port) of a URL host such as "10.0.0.1:443" or
+    "[fd00::1]:443"; the port defaults to 443."""
+    if host.startswith("["):
+        name, _, rest = host[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    elif host.count(":") == 1:
+        name, port = host.split(":")
+    else:
+        name, port = host, ""
+    if not port:
+        return name, DEFAULT_PORT
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise errors.InvalidArguments("invalid port %r in host %r"
+                                      % (port, host))
+    return name, int(port)
+
+
+def tls_context(config):
+    """Return the SSL context of the settings; pyVmomi gets one always,
+    because without one it turns verification off for loopback hosts."""
+    if config["insecure"]:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    return ssl.create_default_context(cafile=config["ca_bundle"] or None)
+
+
+def timed_connection_class(connect_timeout):
+    """Return an HTTPSConnection class that connects within
+    ``connect_timeout`` seconds and then waits for replies as long as its
+    ``timeout`` (the read timeout) says."""
+
+    class TimedHTTPSConnection(http.client.HTTPSConnection):
+        def connect(self):
+            read_timeout = self.timeout
+            self.timeout = connect_timeout
+            try:
+                super().connect()
+            finally:
+                self.timeout = read_timeout
+            self.sock.settimeout(read_timeout)
+
+    return TimedHTTPSConnection
+
+
+class CountingStub(SoapStubAdapter):
+    """A SOAP stub that counts calls and translates their failures."""
+
+    def __init__(self, adapter, **kwargs):
+        super().__init__(**kwargs)
+        self._adapter = adapter
+
+    def InvokeMethod(self, mo, info, args, outerStub=None):  # noqa: N802
+        self._adapter.calls += 1
+        try:
+            return super().InvokeMethod(mo, info, args, outerStub)
+        except vmodl.MethodFault as fault:
+            raise self._adapter.translate_fault(fault, info.wsdlName) \
+                from fault
+        except errors.SimplestackError:
+            raise
+        except Exception as error:
+            translated = self._adapter.translate_transport_error(error)
+            if translated is None:
+                raise
+            raise translated from error
+
+
+
+class SessionMixin:
+    """Methods of VmwareAdapter that hold the vSphere session.
+
+    ``self._content`` is the ServiceContent of the logged-in session, or
+    None; ``self._stub`` the stub that carries it.
+    """
+
+    def open(self):
+        if self._content is not None:
+            return
+        name, port = split_host(self.host)
+        try:
+            context = tls_context(self.config)
+        except OSError as error:
+            raise errors.HypervisorUnreachable(
+                "cannot read the CA bundle %s of the ca_bundle setting: %s"
+                % (self.config["ca_bundle"], error.strerror or error),
+                original=error) from error
+        except ssl.SSLError as error:
+            raise errors.HypervisorUnreachable(
+                "the CA bundle %s of the ca_bundle setting contains no valid "
+                "certificate" % self.config["ca_bundle"],
+                original=error) from error
+        if self.config["insecure"]:
+            logger.warning("connecting to VMware server %s without "
+                           "verifying its TLS certificate (insecure = true)",
+                           self.host)
+
+        stub = CountingStub(
+            self, host=name, port=port, version=API_VERSION,
+            sslContext=context,
+            httpConnectionTimeout=self.config["read_timeout"],
+            connectionPoolTimeout=-1)
+        stub.scheme = timed_connection_class(self.config["connect_timeout"])
+        self._stub = stub
+        try:
+            instance = vim.ServiceInstance("ServiceInstance", stub)
+            content = instance.RetrieveContent()
+            username, password = self.credentials
+            content.sessionManager.Login(username, password)
+        except BaseException:
+            self._stub = None
+            stub.DropConnections()
+            raise
+        self._content = content
+        logger.debug("logged in to VMware server %s (%s)", self.host,
+                     content.about.apiType)
+
+    def close(self):
+        content, self._content = self._content, None
+        stub, self._stub = self._stub, None
+        if content is None:
+            return
+        try:
+            content.sessionManager.Logout()
+        except Exception as error:  # close() must not raise: log instead
+            logger.warning("logging out of VMware server %s failed: %s",
+                           self.host, type(error).__name__)
+        finally:
+            stub.DropConnections()
+
+    @property
+    def content(self):
+        if self._content is None:
+            self.open()
+        return self._content
+
+    @property
+    def instance_uuid(self):
+        """The server's instance UUID (vCenter), or its host name (ESXi)."""
+        about = self.content.about
+        return about.instanceUuid or self.host
+
+    # -- errors --------------------------------------------------------------
+
+    def translate_fault(self, fault, method):
+        """Return the Simplestack error of a vSphere fault raised by
+        ``method`` (a vSphere method name such as "PowerOnVM_Task")."""
+        code = fault_name(fault)
+        params = public_params(fault)
+        error_class = classify(fault)
+        summary = code
+        if params:
+            summary += " (%s)" % ", ".join(params)
+
+        if error_class is errors.InvalidState:
+            existing = field(fault, "existingState")
+            state = state_of(existing) if existing else \
+                "in a state that forbids it"
+            message = ("%s rejected %s while the guest is %s: %s"
+                       % (self.hypervisor_name, method, state, summary))
+        elif error_class is errors.HypervisorAuthenticationFailed:
+            message = "%s at %s rejected the credentials" % (
+                self.hypervisor_name, self.host)
+        elif code == "MethodNotFound":
+            missing = field(fault, "method") or method
+            message = "%s at %s does not implement the method %s" % (
+                self.hypervisor_name, self.host, missing)
+        elif error_class is errors.FeatureNotImplemented:
+            message = "%s at %s cannot run %s: %s" % (
+                self.hypervisor_name, self.host, method, summary)
+        else:
+            message = "%s failed in %s: %s" % (
+                self.hypervisor_name, method, summary)
+        return error_class(message, code=code, params=params,
+                           original=fault)
+
+    def translate_transport_error(self, error):
+        """Translate a failure to reach the server; None for anything
+        else."""
+        where = "%s at %s" % (self.hypervisor_name, self.host)
+        if isinstance(error, ssl.SSLCertVerificationError):
+            return errors.HypervisorUnreachable(
+                "%s is unreachable: TLS certificate verification failed "
+                "(%s); set ca_bundle to the CA that signed it"
+                % (where, error.verify_message), original=error)
+        if isinstance(error, ssl.SSLError):
+            return errors.HypervisorUnreachable(
+                "%s is unreachable: the TLS handshake failed (%s)"
+                % (where, error.reason), original=error)
+        if isinstance(error, (TimeoutError, socket.timeout)):
+            return errors.HypervisorTimeout(
+                "%s did not answer within %s s" % (
+                    where, self.config["read_timeout"]), original=error)
+        if isinstance(error, ConnectionRefusedError):
+            return errors.HypervisorUnreachable(
+                "%s is unreachable: connection refused" % where,
+                original=error)
+        if isinstance(error, socket.gaierror):
+            return errors.HypervisorUnreachable(
+                "%s is unreachable: the host name does not resolve" % where,
+                original=error)
+        if isinstance(error, (OSError, http.client.HTTPException)):
+            return errors.HypervisorUnreachable(
+                "%s is unreachable: %s" % (where, type(error).__name__),
+                original=error)
+        return None
