@@ -387,3 +387,30 @@ def test_sim_suspend_keeps_devices_attached(xapi):
         assert xapi.VBD.get_currently_attached(vbd) is True
     finally:
         destroy_guest(xapi, name)
+
+
+def test_sim_start_needs_enough_pcpus(xapi):
+    """XAPI's VM.start fails with HOST_NOT_ENOUGH_PCPUS [vcpus, pcpus]
+    when no host has as many physical CPUs as the VM has VCPUs (the
+    datamodel documents the error so). The simulated hosts have 16 CPUs
+    (cpu_info:cpu_count), so a 32-VCPU VM must not start.
+    """
+    name = backends.unique_name("pcpus")
+    template = xapi.VM.get_by_name_label("Other install media")[0]
+    vm = xapi.VM.clone(template, name)
+    try:
+        xapi.VM.set_is_a_template(vm, False)
+        xapi.VM.set_memory_limits(vm, str(64 * MIB), str(64 * MIB),
+                                  str(64 * MIB), str(64 * MIB))
+        xapi.VM.set_VCPUs_max(vm, "32")
+        xapi.VM.set_VCPUs_at_startup(vm, "32")
+        cpu_counts = [int(xapi.host.get_cpu_info(host)["cpu_count"])
+                      for host in xapi.host.get_all()]
+        assert max(cpu_counts) < 32
+
+        with pytest.raises(XenAPI.Failure) as raised:
+            xapi.VM.start(vm, False, False)
+
+        assert raised.value.details[0] == "HOST_NOT_ENOUGH_PCPUS"
+    finally:
+        destroy_guest(xapi, name)
