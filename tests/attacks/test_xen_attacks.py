@@ -189,9 +189,9 @@ def test_default_template_is_no_guest(xen_api, guests, xapi):
 
 
 def test_blocked_delete_changes_nothing(xen_api, guests, xapi):
-    """DELETE of a guest whose destroy XAPI blocks (blocked_operations,
-    XenCenter's protection against accidental deletion) must fail before
-    it changes anything.
+    """DELETE of a guest whose destroy XAPI blocks (a blocked_operations
+    entry, which protects a VM against accidental deletion) must fail
+    before it changes anything.
 
     The adapter shuts the running guest down and destroys its snapshots
     with their disks before it calls VM.destroy. So when VM.destroy fails
@@ -391,9 +391,9 @@ def test_sim_suspend_keeps_devices_attached(xapi):
 
 def test_sim_start_needs_enough_pcpus(xapi):
     """XAPI's VM.start fails with HOST_NOT_ENOUGH_PCPUS [vcpus, pcpus]
-    when no host has as many physical CPUs as the VM has VCPUs (the
-    datamodel documents the error so). The simulated hosts have 16 CPUs
-    (cpu_info:cpu_count), so a 32-VCPU VM must not start.
+    when no host has as many physical CPUs as the VM has VCPUs, as the
+    XAPI datamodel documents for that error. The simulated hosts have 16
+    CPUs (cpu_info:cpu_count), so a 32-VCPU VM must not start.
     """
     name = backends.unique_name("pcpus")
     template = xapi.VM.get_by_name_label("Other install media")[0]
