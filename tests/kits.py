@@ -1,12 +1,13 @@
 """What the shared adapter suite needs from each backend: a backend kit.
 
 The suite in tests/adapters runs the same tests against libvirt (test
-driver, QEMU, LXC) and Xen (the XAPI simulator). Each backend supplies a
-kit (LibvirtKit in tests/libvirt_fixtures.py, XenKit in
-tests/xen_fixtures.py) with the methods of BackendKit, and the handles
-below for the storage, network and ISO image that the tests use. A test
-checks what the hypervisor holds through the kit, never through the
-adapter under test.
+driver, QEMU, LXC), Xen (the XAPI simulator) and VMware (govmomi's vSphere
+simulator as a vCenter and as an ESX host). Each backend supplies a kit
+(LibvirtKit in tests/libvirt_fixtures.py, XenKit in tests/xen_fixtures.py,
+VmwareKit in tests/vmware_fixtures.py) with the methods of BackendKit, and
+the handles below for the storage, network and ISO image that the tests
+use. A test checks what the hypervisor holds through the kit, never
+through the adapter under test.
 """
 
 from collections import namedtuple
@@ -24,7 +25,8 @@ Network = namedtuple("Network", "id name bridge native")
 class BackendKit:
     """The interface of a backend kit; every method raises here."""
 
-    #: The backend name: "test", "qemu", "lxc" or "xen".
+    #: The backend name: "test", "qemu", "lxc", "xen", "vmware" or
+    #: "vmware-esx".
     backend = None
 
     def make_adapter(self, storage=None, network=None, host=None):

@@ -1,8 +1,10 @@
 """Fixtures of the shared adapter suite: one adapter per test and backend.
 
 The suite runs once per backend that SIMPLESTACK_TEST_BACKENDS lists
-(``test`` alone when it is unset), and always against ``xen``: the XAPI
-simulator, which the fixtures start, needs nothing from the machine. A
+(``test`` alone when it is unset), and always against the simulated
+backends, which the fixtures start: ``xen`` (the XAPI simulator), and
+``vmware`` and ``vmware-esx`` (govmomi's vSphere simulator as a vCenter
+and as a standalone ESX host). A
 listed backend that is unreachable fails the fixture: it is never skipped.
 
 Each backend supplies a kit (see tests/kits.py) and the storage, network
@@ -26,6 +28,11 @@ from tests.libvirt_fixtures import (  # noqa: F401 (pytest fixtures)
     storage_handle,
     storage_pool,
 )
+from tests.vmware_fixtures import (  # noqa: F401 (pytest fixtures)
+    VMWARE_BACKENDS,
+    vmware_kits,
+    vmware_simulators,
+)
 from tests.xen_fixtures import (  # noqa: F401 (pytest fixtures)
     xapi_simulator,
     xen_iso_image,
@@ -35,7 +42,7 @@ from tests.xen_fixtures import (  # noqa: F401 (pytest fixtures)
 )
 
 #: Backends served by simulators that the tests start themselves.
-SIMULATED_BACKENDS = ("xen",)
+SIMULATED_BACKENDS = ("xen",) + tuple(VMWARE_BACKENDS)
 
 
 def pytest_configure(config):
@@ -58,6 +65,8 @@ def kit(backend, request):
     """The backend's kit: adapters, and checks of what the hypervisor holds."""
     if backend == "xen":
         return request.getfixturevalue("xen_kit")
+    if backend in VMWARE_BACKENDS:
+        return request.getfixturevalue("vmware_kits")(backend)
     return LibvirtKit(backend, request.getfixturevalue("backend_connection"))
 
 
@@ -66,6 +75,8 @@ def storage(backend, request):
     """The storage of the session's disks (a tests.kits.Storage)."""
     if backend == "xen":
         return request.getfixturevalue("xen_storage")
+    if backend in VMWARE_BACKENDS:
+        return request.getfixturevalue("kit").default_storage()
     return storage_handle(request.getfixturevalue("storage_pool"))
 
 
@@ -74,15 +85,22 @@ def network(backend, request):
     """An isolated network of the session (a tests.kits.Network)."""
     if backend == "xen":
         return request.getfixturevalue("xen_network")
+    if backend in VMWARE_BACKENDS:
+        return request.getfixturevalue("kit").default_network()
     return network_handle(request.getfixturevalue("isolated_network"))
 
 
 @pytest.fixture
 def iso_image(backend, request):
     """The name of an ISO image that exists for this test only."""
-    if backend == "xen":
-        return request.getfixturevalue("xen_iso_image")
-    return request.getfixturevalue("libvirt_iso_image")
+    if backend in VMWARE_BACKENDS:
+        kit = request.getfixturevalue("kit")
+        with kit.iso_image(request.getfixturevalue("storage")) as name:
+            yield name
+    elif backend == "xen":
+        yield request.getfixturevalue("xen_iso_image")
+    else:
+        yield request.getfixturevalue("libvirt_iso_image")
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ import uuid
 import pytest
 
 from simplestack import errors
+from tests.vmware_fixtures import VMWARE_BACKENDS
 
 POOL_FIELDS = {"used_memory", "total_memory", "uuid", "master",
                "software_info"}
@@ -100,6 +101,9 @@ def test_network_record(adapter, backend, network):
     assert record["vlan"] is None
     if backend == "xen":
         assert record["other_config"] == {}
+    elif backend in VMWARE_BACKENDS:
+        # A standard port group of the simulator.
+        assert record["other_config"] == {"type": "standard"}
     else:
         assert record["other_config"]["forward_mode"] == "isolated"
         assert record["other_config"]["active"] is True
