@@ -18,6 +18,8 @@ import base64
 import hashlib
 import logging
 import tarfile
+import xml.parsers.expat
+import xmlrpc.client
 
 from . import vhd, wire, xva
 from .dispatch import coerce
@@ -223,6 +225,8 @@ def _coerce_snapshot(cls, snapshot, ids):
             continue
         value = snapshot[name]
         if field.type[0] == "ref":
+            if not isinstance(value, str):
+                raise Failure("IMPORT_ERROR", "bad %s.%s in ova.xml" % (cls, name))
             values[name] = ids.get(value, NULL_REF)
             continue
         if field.type[0] == "set" and field.type[1][0] == "ref":
@@ -232,6 +236,27 @@ def _coerce_snapshot(cls, snapshot, ids):
         except Failure:
             raise Failure("IMPORT_ERROR", "bad %s.%s in ova.xml" % (cls, name)) from None
     return values
+
+
+def _read_ova_xml(data):
+    """Return the objects list of an ova.xml document.
+
+    XAPI's import handler reports metadata it cannot read (bad UTF-8, bad
+    XML, an XML-RPC value of the wrong shape) as IMPORT_ERROR [msg].
+    """
+    try:
+        document = wire.parse_value(data.decode("utf-8"))
+    except (UnicodeDecodeError, xml.parsers.expat.ExpatError, xmlrpc.client.Error,
+            ValueError, TypeError, IndexError) as error:
+        raise Failure("IMPORT_ERROR", "cannot parse ova.xml: %s" % error) from None
+    objects = document.get("objects") if isinstance(document, dict) else None
+    if not isinstance(objects, list) or not all(
+            isinstance(item, dict) and isinstance(item.get("class"), str)
+            and isinstance(item.get("id"), str)
+            and isinstance(item.get("snapshot"), dict) for item in objects):
+        raise Failure("IMPORT_ERROR", "ova.xml has no valid objects list: expected "
+                      "structs with class, id and snapshot")
+    return objects
 
 
 def _create_imported(sim, objects, sr):
@@ -338,10 +363,9 @@ def import_xva(transfer):
                         raise Failure("IMPORT_ERROR_UNEXPECTED_FILE", "ova.xml", member.name)
                     if member.size > MAX_OVA_XML:
                         raise Failure("IMPORT_ERROR", "ova.xml is too large")
-                    document = wire.parse_value(archive.extractfile(member).read().decode())
+                    objects = _read_ova_xml(archive.extractfile(member).read())
                     with db.lock:
-                        vm, disks, created = _create_imported(
-                            sim, document.get("objects", []), sr)
+                        vm, disks, created = _create_imported(sim, objects, sr)
                     checksums = _DiskWriter(sim, disks)
                     continue
                 if transfer.cancelled():
