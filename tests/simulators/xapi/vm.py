@@ -548,8 +548,12 @@ def destroy_vm(sim, vm):
 
 @handler("VM.destroy")
 def vm_destroy(sim, session, vm):
-    _vm(sim, vm)
+    record = _vm(sim, vm)
     assert_operation(sim, vm, "destroy")
+    # XAPI (destroy in xapi_vm_helpers.ml) reads the key, not is_a_template,
+    # so a shipped template stays protected after set_is_a_template false.
+    if record["other_config"].get("default_template") == "true":
+        raise Failure("VM_CANNOT_DELETE_DEFAULT_TEMPLATE", vm)
     destroy_vm(sim, vm)
 
 
