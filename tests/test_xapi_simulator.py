@@ -402,6 +402,30 @@ def test_pause_suspend_and_resume(xapi):
         assert xapi.VM.get_power_state(vm) == "Running"
 
 
+def test_suspended_vm_keeps_devices_attached(xapi):
+    """XAPI clears currently_attached only when a VM halts, so the devices
+    of a suspended VM stay attached and device rules still apply."""
+    with guest(xapi) as vm:
+        xapi.VM.start(vm, False, False)
+        xapi.VM.suspend(vm)
+        vbd = [v for v in xapi.VM.get_VBDs(vm) if xapi.VBD.get_type(v) == "Disk"][0]
+        vdi = xapi.VBD.get_VDI(vbd)
+        vif = xapi.VM.get_VIFs(vm)[0]
+
+        assert xapi.VBD.get_currently_attached(vbd) is True
+        assert xapi.VIF.get_currently_attached(vif) is True
+        assert failure_of(xapi.VBD.destroy, vbd)[0] == "OPERATION_NOT_ALLOWED"
+        assert failure_of(xapi.VDI.resize, vdi, str(GIB)) == \
+            ["VDI_IN_USE", vdi, "resize"]
+        assert failure_of(xapi.VBD.unplug, vbd) == \
+            ["VM_BAD_POWER_STATE", vm, "running", "suspended"]
+
+        xapi.VM.hard_shutdown(vm)
+
+        assert xapi.VBD.get_currently_attached(vbd) is False
+        assert xapi.VIF.get_currently_attached(vif) is False
+
+
 def test_templates_snapshots_and_dom0_refuse_operations(xapi):
     template = xapi.VM.get_by_name_label("Debian Bookworm 12")[0]
     assert failure_of(xapi.VM.start, template, False, False) == \

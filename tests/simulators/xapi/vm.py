@@ -459,7 +459,10 @@ def _halt(sim, vm, state=HALTED):
     host = record["resident_on"]
     db.set("VM", vm, power_state=state, resident_on=NULL_REF, domid=-1,
            memory_target=0 if state == HALTED else record["memory_target"])
-    _attach_devices(sim, vm, False)
+    # XAPI clears currently_attached on Halted only: a suspended VM's saved
+    # memory still refers to its disks and NICs.
+    if state == HALTED:
+        _attach_devices(sim, vm, False)
     if state == HALTED and db.exists("VM_guest_metrics", record["guest_metrics"]):
         db.destroy("VM_guest_metrics", record["guest_metrics"])
         db.set("VM", vm, guest_metrics=NULL_REF)
