@@ -378,11 +378,31 @@ def _choose_host(sim, vm, needed, host=None):
         affinity = db.get("VM", vm)["affinity"]
         candidates = [affinity] if db.exists("host", affinity) else []
         candidates += sorted(db.all("host"), key=lambda h: -_host_free_memory(sim, h))
-    best = candidates[0]
-    for candidate in candidates:
-        if _host_free_memory(sim, candidate) >= needed:
+    errors = [_boot_error(sim, vm, candidate, needed) for candidate in candidates]
+    for candidate, error in zip(candidates, errors):
+        if error is None:
             return candidate
-    raise Failure("HOST_NOT_ENOUGH_FREE_MEMORY", needed, _host_free_memory(sim, best))
+    raise errors[0]
+
+
+def _boot_error(sim, vm, host, needed):
+    """Return the Failure that keeps ``vm`` from booting on ``host``, or None.
+
+    The checks and their order follow assert_can_boot_here in XAPI's
+    xapi_vm_helpers.ml: free memory, then physical CPUs against VCPUs_max,
+    which platform:vcpu-unrestricted waives.
+    """
+    db = sim.db
+    free = _host_free_memory(sim, host)
+    if free < needed:
+        return Failure("HOST_NOT_ENOUGH_FREE_MEMORY", needed, free)
+    record = db.get("VM", vm)
+    vcpus = record["VCPUs_max"]
+    pcpus = int(db.get("host", host)["cpu_info"].get("cpu_count", "0"))
+    unrestricted = record["platform"].get("vcpu-unrestricted", "").lower() in ("true", "1")
+    if vcpus > pcpus and not unrestricted:
+        return Failure("HOST_NOT_ENOUGH_PCPUS", vcpus, pcpus)
+    return None
 
 
 def _next_domid(sim):
