@@ -213,6 +213,34 @@ def test_pause_suspends(adapter, make_guest, xen_kit):
     assert vm_record(xen_kit, guest["id"])["power_state"] == "Suspended"
 
 
+def test_start_with_too_many_vcpus(adapter, make_guest, xen_kit):
+    """The simulated hosts have 16 physical CPUs, so XAPI rejects starting
+    a 32-VCPU guest with HOST_NOT_ENOUGH_PCPUS: a value the pool cannot
+    take, 400."""
+    guest = make_guest(cpus=32)
+
+    with pytest.raises(errors.InvalidArguments) as raised:
+        adapter.set_power(guest["id"], "start")
+
+    assert raised.value.code == "HOST_NOT_ENOUGH_PCPUS"
+    assert raised.value.params == ["32", "16"]
+    assert "set cpus to 16 or fewer" in str(raised.value)
+    assert vm_record(xen_kit, guest["id"])["power_state"] == "Halted"
+
+
+def test_start_without_free_memory(adapter, make_guest, xen_kit):
+    """A guest larger than any host's free memory gets 409: the memory
+    that other guests use may be freed later."""
+    guest = make_guest(memory=1024 * 1024)
+
+    with pytest.raises(errors.Conflict) as raised:
+        adapter.set_power(guest["id"], "start")
+
+    assert raised.value.code == "HOST_NOT_ENOUGH_FREE_MEMORY"
+    assert "not enough free memory" in str(raised.value)
+    assert vm_record(xen_kit, guest["id"])["power_state"] == "Halted"
+
+
 def test_delete_running_guest(adapter, make_guest):
     guest = make_guest()
     adapter.set_power(guest["id"], "start")

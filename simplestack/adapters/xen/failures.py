@@ -69,6 +69,14 @@ INVALID_CODES = frozenset((
     "IMPORT_INCOMPATIBLE_VERSION",
 ))
 
+# No host can run the VM. Too few physical CPUs for the guest's VCPUs_max
+# is a value the pool cannot take (400). Too little free memory depends on
+# what else runs, so it is a conflict that may clear later (409).
+CAPACITY_CODES = {
+    "HOST_NOT_ENOUGH_PCPUS": errors.InvalidArguments,
+    "HOST_NOT_ENOUGH_FREE_MEMORY": errors.Conflict,
+}
+
 CONFLICT_CODES = frozenset((
     "DEVICE_ALREADY_EXISTS",
     "VM_DUPLICATE_VBD_DEVICE",
@@ -117,6 +125,8 @@ def classify(code):
         return errors.InvalidState
     if code in INVALID_CODES:
         return errors.InvalidArguments
+    if code in CAPACITY_CODES:
+        return CAPACITY_CODES[code]
     if code in CONFLICT_CODES:
         return errors.Conflict
     if code in AUTH_CODES:
@@ -124,3 +134,29 @@ def classify(code):
     if code in UNSUPPORTED_CODES:
         return errors.FeatureNotImplemented
     return errors.HypervisorError
+
+
+def _mib(text):
+    """Return a byte count from XAPI as MiB text, or the text unchanged."""
+    try:
+        return "%d MiB" % (int(text) // (1024 * 1024))
+    except ValueError:
+        return text
+
+
+def capacity_message(code, params):
+    """Return the message for a CAPACITY_CODES failure of a guest start.
+
+    ``params`` are the error's parameters: [vcpus, pcpus] for
+    HOST_NOT_ENOUGH_PCPUS and [needed, available] bytes for
+    HOST_NOT_ENOUGH_FREE_MEMORY.
+    """
+    if len(params) < 2:
+        return "no host can start the guest: %s" % code
+    if code == "HOST_NOT_ENOUGH_PCPUS":
+        return ("invalid cpus: the guest has %s VCPUs (its maximum) but the "
+                "host has %s physical CPUs; set cpus to %s or fewer"
+                % (params[0], params[1], params[1]))
+    return ("not enough free memory to start the guest: it needs %s and the "
+            "host has %s free; stop another guest or lower the guest's "
+            "memory" % (_mib(params[0]), _mib(params[1])))

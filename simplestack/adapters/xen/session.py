@@ -16,7 +16,8 @@ import XenAPI
 
 from simplestack import errors
 from simplestack.adapters.xen.constants import STATE_MAP
-from simplestack.adapters.xen.failures import classify, public_params
+from simplestack.adapters.xen.failures import (
+    CAPACITY_CODES, capacity_message, classify, public_params)
 from simplestack.adapters.xen.transport import (
     Endpoint, XmlRpcTransport, master_host, tls_context)
 
@@ -173,7 +174,10 @@ class SessionMixin:
         if public:
             summary += " (%s)" % ", ".join(public)
 
-        if error_class is errors.InvalidState:
+        if code in CAPACITY_CODES:
+            message = "%s: %s" % (self.hypervisor_name,
+                                  capacity_message(code, public))
+        elif error_class is errors.InvalidState:
             state = self._state_for_message(code, params, vm)
             message = ("%s rejected %s while the guest is %s: %s"
                        % (self.hypervisor_name, method, state, summary))
