@@ -41,11 +41,15 @@ def datastore_of_path(path):
 
 
 def join_datastore_path(folder, file_name):
-    """Join "[ds]" or "[ds] dir/" and a file name into "[ds] dir/file"."""
-    folder = folder.rstrip("/")
-    if folder.endswith("]"):
-        return "%s %s" % (folder, file_name)
-    return "%s/%s" % (folder, file_name)
+    """Join a folder such as "[ds]", "[ds] dir/" or "[ds]/dir" (the form
+    govmomi's simulator returns) and a file name into "[ds] dir/file"."""
+    match = DATASTORE_PATH.match(folder)
+    if match is None:
+        return "%s/%s" % (folder.rstrip("/"), file_name)
+    relative = match.group(2).strip("/ ")
+    if relative:
+        return "[%s] %s/%s" % (match.group(1), relative, file_name)
+    return "[%s] %s" % (match.group(1), file_name)
 
 
 def positive_gib(value, what):

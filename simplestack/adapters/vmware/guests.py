@@ -140,10 +140,8 @@ class GuestsMixin:
 
         if template is not None:
             ref = self._create_from_template(
-                template, name, datacenter, datastore, pool, memory, cpus,
-                network, spec)
-            if hdd is not None:
-                self._grow_total(self._properties(ref, DISK_PATHS), hdd)
+                template, name, datacenter, datastore, pool, network, spec)
+            self._adjust_clone(ref, spec)
         else:
             ref = self._create_from_scratch(
                 name, datacenter, datastore, pool, memory, cpus, hdd,
@@ -167,12 +165,8 @@ class GuestsMixin:
                          config=config, pool=pool)
 
     def _create_from_template(self, template, name, datacenter, datastore,
-                              pool, memory, cpus, network, spec):
+                              pool, network, spec):
         config = vim.vm.ConfigSpec()
-        if "memory" in spec:
-            config.memoryMB = memory
-        if "cpus" in spec:
-            config.numCPUs = cpus
         if network is not None and spec.get("network"):
             nics = [device for device in devices_of(template)
                     if isinstance(device, Device.VirtualEthernetCard)]
@@ -188,6 +182,25 @@ class GuestsMixin:
         return self._run("CloneVM_Task", template.ref,
                          folder=datacenter.get("vmFolder"), name=name,
                          spec=clone_spec)
+
+    def _adjust_clone(self, ref, spec):
+        """Apply the memory, CPUs and disk size of ``spec`` to a guest
+        cloned from a template, with one ReconfigVM_Task. govmomi's
+        simulator ignores them in the CloneSpec, so they come after."""
+        found = self._properties(ref, tuple(GUEST_PATHS) + DISK_PATHS)
+        config = vim.vm.ConfigSpec()
+        if "memory" in spec:
+            config.memoryMB = spec["memory"]
+        if "cpus" in spec:
+            config.numCPUs = spec["cpus"]
+        grow = None
+        if spec.get("hdd") is not None:
+            grow = self._hdd_growth(found, spec["hdd"])
+        if grow is not None:
+            config.deviceChange = [grow_disk_spec(*grow)]
+        if config.memoryMB is not None or config.numCPUs is not None or \
+                config.deviceChange:
+            self._run("ReconfigVM_Task", ref, spec=config)
 
     # -- update -----------------------------------------------------------------
 
@@ -258,13 +271,6 @@ class GuestsMixin:
                                       % found.get("name"))
         _number, last = disks[-1]
         return last, disk_capacity(last) + hdd * GIB - total
-
-    def _grow_total(self, found, hdd):
-        grow = self._hdd_growth(found, hdd)
-        if grow is not None:
-            disk, size_bytes = grow
-            self._run("ReconfigVM_Task", found.ref, spec=vim.vm.ConfigSpec(
-                deviceChange=[grow_disk_spec(disk, size_bytes)]))
 
     # -- delete and clone --------------------------------------------------------
 

@@ -123,8 +123,9 @@ class NicsMixin:
     def update_nic(self, guest_id, mac, changes):
         found = self._guest(guest_id, DISK_PATHS)
         nic = self._nic(found, mac)
-        unsupported = [key for key in UNSUPPORTED_NIC_KEYS
-                       if key in changes and changes[key] not in (None, [])]
+        # No rate limit is what vSphere has, so rate_limit None is a no-op.
+        unsupported = [key for key in UNSUPPORTED_NIC_KEYS if key in changes
+                       and not (key == "rate_limit" and changes[key] is None)]
         if "rate_limit" in changes and changes["rate_limit"] is not None:
             limit = changes["rate_limit"]
             if isinstance(limit, bool) or not isinstance(limit, int) or \
