@@ -281,6 +281,31 @@ def test_snapshot_is_not_a_guest(adapter, make_guest):
         snapshot
 
 
+def test_default_template_is_not_a_guest(adapter, xen_kit):
+    """A template shipped with XAPI (other_config:default_template=true)
+    stays hidden from guest requests, also after its template flag is
+    cleared behind the service's back."""
+    with xen_kit.session() as xapi:
+        ref = [ref for ref, vm in xapi.VM.get_all_records().items()
+               if vm["other_config"].get("default_template") == "true"
+               and vm["name_label"] not in ("Other install media", DEBIAN)][0]
+        template_id = xapi.VM.get_uuid(ref)
+        xapi.VM.set_is_a_template(ref, False)
+    try:
+        listed = {guest["id"] for guest in adapter.list_guests()}
+
+        assert template_id not in listed
+        with pytest.raises(errors.EntityNotFound):
+            adapter.get_guest(template_id)
+        with pytest.raises(errors.EntityNotFound):
+            adapter.add_tag(template_id, "mine")
+        with pytest.raises(errors.EntityNotFound):
+            adapter.delete_guest(template_id)
+    finally:
+        with xen_kit.session() as xapi:
+            xapi.VM.set_is_a_template(ref, True)
+
+
 # -- network interfaces -------------------------------------------------------
 
 def test_rate_limit_in_kbps(adapter, make_guest, xen_kit, xen_network):

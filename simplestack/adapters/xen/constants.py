@@ -43,3 +43,7 @@ BITS_PER_KBPS = 8 * KIB
 
 #: Label of the tasks the adapter creates for image streams.
 TASK_LABEL = "simplestack"
+
+#: The other_config key that marks the templates shipped with XAPI; XAPI's
+#: VM.destroy rejects any VM whose value for it is "true".
+DEFAULT_TEMPLATE_KEY = "default_template"

@@ -9,7 +9,8 @@ import re
 
 from simplestack import errors
 from simplestack.adapters.xen.constants import NULL_REF
-from simplestack.adapters.xen.records import is_guest
+from simplestack.adapters.xen.records import (
+    is_guest, is_guest_or_user_template)
 
 UUID_PATTERN = re.compile(
     r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
@@ -117,13 +118,14 @@ class LookupsMixin:
     def _guest(self, guest_id):
         """Return (ref, record) of a guest.
 
-        A UUID finds templates too, since PUT ``template`` turns guests
-        into templates and back; a name finds guests only. Snapshots and
-        control domains are never guests.
+        A UUID finds user templates too, since PUT ``template`` turns
+        guests into templates and back; a name finds guests only.
+        Snapshots, control domains and the templates shipped with XAPI are
+        never guests.
         """
-        return self._find("VM", "guest", guest_id, accept=lambda vm: not (
-            vm["is_a_snapshot"] or vm["is_control_domain"]),
-            accept_name=is_guest)
+        return self._find("VM", "guest", guest_id,
+                          accept=is_guest_or_user_template,
+                          accept_name=is_guest)
 
     def _check_guest_name_free(self, name, own_ref=None):
         refs = self._call("VM.get_by_name_label", name)

@@ -7,7 +7,7 @@ them, int64 values as strings) and returns an API record.
 import datetime
 
 from simplestack.adapters.xen.constants import (
-    BITS_PER_KBPS, GIB, MIB, NULL_REF, STATE_MAP)
+    BITS_PER_KBPS, DEFAULT_TEMPLATE_KEY, GIB, MIB, NULL_REF, STATE_MAP)
 
 #: XAPI's timestamp form, with and without the trailing Z.
 XAPI_TIME_FORMATS = ("%Y%m%dT%H:%M:%SZ", "%Y%m%dT%H:%M:%S")
@@ -34,11 +34,29 @@ def state_of(record):
     return STATE_MAP.get(record.get("power_state"), "UNKNOWN")
 
 
+def is_default_template(vm):
+    """Tell whether a VM record is a template shipped with XAPI.
+
+    XAPI marks those with other_config:default_template=true and keeps
+    the key after VM.set_is_a_template(false).
+    """
+    return bool(vm.get("is_default_template")) or \
+        vm["other_config"].get(DEFAULT_TEMPLATE_KEY) == "true"
+
+
 def is_guest(vm):
-    """Tell whether a VM record is a guest: not a template, a snapshot or
-    a host's control domain."""
+    """Tell whether a VM record is a guest: not a template, a snapshot,
+    a host's control domain or a template shipped with XAPI."""
     return not (vm["is_a_template"] or vm["is_a_snapshot"]
-                or vm["is_control_domain"])
+                or vm["is_control_domain"] or is_default_template(vm))
+
+
+def is_guest_or_user_template(vm):
+    """Tell whether a VM record can be reached as a guest by its UUID: a
+    guest, or a template that a user made (PUT ``template`` turns guests
+    into templates and back)."""
+    return not (vm["is_a_snapshot"] or vm["is_control_domain"]
+                or is_default_template(vm))
 
 
 def disk_vbds(vm, vbds):
