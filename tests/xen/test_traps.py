@@ -163,6 +163,33 @@ def test_delete_removes_snapshots_and_disks(adapter, xen_kit, xen_storage):
             assert raised.value.details[0] == "UUID_INVALID"
 
 
+def test_blocked_snapshot_delete_changes_nothing(adapter, make_guest,
+                                                 xen_kit):
+    """A snapshot whose destroy XAPI blocks stops the guest's DELETE
+    before the guest is shut down or any disk is destroyed."""
+    guest = make_guest()
+    adapter.set_power(guest["id"], "start")
+    snapshot = adapter.create_snapshot(guest["id"], "keep")
+    with xen_kit.session() as xapi:
+        snapshot_ref = xapi.VM.get_by_uuid(snapshot["id"])
+        xapi.VM.add_to_blocked_operations(snapshot_ref, "destroy",
+                                          "protected")
+    try:
+        with pytest.raises(errors.InvalidState) as raised:
+            adapter.delete_guest(guest["id"])
+
+        assert raised.value.code == "OPERATION_BLOCKED"
+        assert raised.value.params == [snapshot["id"], "protected"]
+        assert adapter.get_guest(guest["id"])["state"] == "STARTED"
+        assert [disk["number"] for disk in
+                adapter.list_disks(guest["id"])] == [0]
+        assert [item["id"] for item in
+                adapter.list_snapshots(guest["id"])] == [snapshot["id"]]
+    finally:
+        with xen_kit.session() as xapi:
+            xapi.VM.remove_from_blocked_operations(snapshot_ref, "destroy")
+
+
 def test_delete_keeps_cd_image(adapter, make_guest, xen_iso_image):
     guest_id = make_guest()["id"]
     adapter.set_media(guest_id, xen_iso_image)

@@ -346,14 +346,42 @@ class GuestsMixin:
 
     def delete_guest(self, guest_id):
         vm_ref, vm = self._guest(guest_id)
+        snapshots = self._records("VM", vm["snapshots"])
+        self._check_deletable(guest_id, vm, snapshots)
+
         if vm["power_state"] != "Halted":
             self._call("VM.hard_shutdown", vm_ref, vm=vm_ref)
-        for snapshot_ref in vm["snapshots"]:
-            self._destroy_vm_with_disks(snapshot_ref)
+        # The guest goes before its snapshots, so a VM.destroy that fails
+        # after all leaves the snapshots and every disk in place.
         count = self._destroy_vm_with_disks(vm_ref)
+        for snapshot_ref, snapshot in snapshots.items():
+            count += self._destroy_vm_with_disks(snapshot_ref, snapshot)
         logger.info("deleted guest %s (%s) with %d snapshots and %d disks "
-                    "on %s", vm["name_label"], vm["uuid"],
-                    len(vm["snapshots"]), count, self.host)
+                    "on %s", vm["name_label"], vm["uuid"], len(snapshots),
+                    count, self.host)
+
+    def _check_deletable(self, guest_id, vm, snapshots):
+        """Raise InvalidState if XAPI blocks an operation that deleting the
+        guest needs, before anything changes.
+
+        The guest's and its snapshots' ``blocked_operations`` protect them
+        against hard_shutdown (of a guest that is not halted) and destroy.
+        """
+        needed = [(vm, "hard_shutdown")] if vm["power_state"] != "Halted" \
+            else []
+        needed.append((vm, "destroy"))
+        needed += [(snapshot, "destroy") for snapshot in snapshots.values()]
+        for record, operation in needed:
+            reason = record["blocked_operations"].get(operation)
+            if reason is None:
+                continue
+            owner = "guest %s" % guest_id if record is vm else \
+                "its snapshot %s" % record["uuid"]
+            raise errors.InvalidState(
+                "cannot delete guest %s while it is %s: XAPI blocks %s of %s "
+                "(blocked_operations reason %r); remove that entry first"
+                % (guest_id, state_of(vm), operation, owner, reason),
+                code="OPERATION_BLOCKED", params=[record["uuid"], reason])
 
     def _destroy_vm_with_disks(self, vm_ref, vm=None):
         """Destroy a VM or snapshot and the VDIs of its disks; return the
