@@ -190,6 +190,34 @@ def test_blocked_snapshot_delete_changes_nothing(adapter, make_guest,
             xapi.VM.remove_from_blocked_operations(snapshot_ref, "destroy")
 
 
+def test_delete_disk_of_suspended_guest(adapter, make_guest):
+    """XAPI keeps a suspended guest's disks attached and unplugs disks of
+    running guests only, so the disk stays and the request gets 409."""
+    guest = make_guest()
+    adapter.set_power(guest["id"], "start")
+    adapter.set_power(guest["id"], "pause")
+
+    with pytest.raises(errors.InvalidState) as raised:
+        adapter.delete_disk(guest["id"], 0)
+
+    assert "PAUSED" in str(raised.value)
+    assert [disk["number"] for disk in
+            adapter.list_disks(guest["id"])] == [0]
+
+
+def test_delete_nic_of_suspended_guest(adapter, make_guest, xen_network):
+    """XAPI destroys an attached VIF of a suspended VM without an unplug,
+    which it allows on running VMs only."""
+    guest = make_guest()
+    nic = adapter.create_nic(guest["id"], {"network": xen_network.name})
+    adapter.set_power(guest["id"], "start")
+    adapter.set_power(guest["id"], "pause")
+
+    adapter.delete_nic(guest["id"], nic["mac"])
+
+    assert adapter.list_nics(guest["id"]) == []
+
+
 def test_delete_keeps_cd_image(adapter, make_guest, xen_iso_image):
     guest_id = make_guest()["id"]
     adapter.set_media(guest_id, xen_iso_image)

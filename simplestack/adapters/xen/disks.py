@@ -167,12 +167,28 @@ class DisksMixin:
     def delete_disk(self, guest_id, disk_id):
         vm_ref, vm = self._guest(guest_id)
         vbd_ref, vbd, vdi_ref, vdi = self._disk(vm, guest_id, disk_id)
+        if vbd["currently_attached"] and vm["power_state"] != "Running":
+            # XAPI unplugs disks of running VMs only, and keeps a suspended
+            # VM's disks attached.
+            raise errors.InvalidState(
+                "cannot delete disk %s of guest %s while it is %s: the disk "
+                "is attached; resume or stop the guest first"
+                % (disk_id, guest_id, state_of(vm)))
+        # Another VM or snapshot that has a VBD of the VDI (a sharable
+        # disk) keeps it: only this guest's VBD goes.
+        shared = any(other != vbd_ref for other in vdi["VBDs"])
+
         with Rollback("deleting a disk") as rollback:
             if vbd["currently_attached"]:
                 self._call("VBD.unplug", vbd_ref, vm=vm_ref)
                 rollback.add("plug the disk again", self._call, "VBD.plug",
                              vbd_ref)
             self._call("VBD.destroy", vbd_ref, vm=vm_ref)
+        if shared:
+            logger.info("deleted disk %s of guest %s on %s; kept VDI %s, "
+                        "which other VMs use", disk_id, vm["uuid"],
+                        self.host, vdi["uuid"])
+            return
         # NOTE: a failure of VDI.destroy leaves the detached VDI in its SR.
         self._call("VDI.destroy", vdi_ref)
         logger.info("deleted disk %s (VDI %s) of guest %s on %s", disk_id,

@@ -200,7 +200,9 @@ class NicsMixin:
         vm_ref, vm = self._guest(guest_id)
         vif_ref, vif = self._vif(vm, guest_id, mac)
         with Rollback("deleting a network interface") as rollback:
-            if vif["currently_attached"]:
+            # XAPI destroys a suspended VM's attached VIF without an unplug,
+            # and unplugs VIFs of running VMs only.
+            if vif["currently_attached"] and vm["power_state"] != "Suspended":
                 self._call("VIF.unplug", vif_ref, vm=vm_ref)
                 rollback.add("plug the VIF again", self._call, "VIF.plug",
                              vif_ref)
