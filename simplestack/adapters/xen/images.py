@@ -10,9 +10,10 @@ import logging
 
 from simplestack import errors
 from simplestack.adapters import base
-from simplestack.adapters.xen.constants import KIB
+from simplestack.adapters.xen.constants import DEFAULT_TEMPLATE_KEY, KIB
 from simplestack.adapters.xen.lookups import validate_name
-from simplestack.adapters.xen.records import state_of
+from simplestack.adapters.xen.records import (
+    is_guest_or_user_template, state_of)
 from simplestack.adapters.xen.rollback import Rollback
 from simplestack.adapters.xen.tasks import task_result_refs
 
@@ -175,12 +176,36 @@ class ImagesMixin:
         with Rollback("importing a guest") as rollback:
             rollback.add("delete the imported VM",
                          self._destroy_vm_with_disks, vm_ref)
+            self._check_imported(vm_ref)
             if name is not None:
                 self._call("VM.set_name_label", vm_ref, name, vm=vm_ref)
             record = self._guest_record(vm_ref)
         logger.info("imported guest %s (%s, %d bytes) on %s", record["name"],
                     record["id"], length, self.host)
         return record
+
+    def _check_imported(self, vm_ref):
+        """Make the VM that an import created reachable as a guest, or
+        raise InvalidArguments so that the caller destroys it.
+
+        XAPI imports the flags of the image's VM record as they are. A
+        default_template key marks only the templates that XAPI ships, so
+        the copy loses it; VM.destroy would reject the VM otherwise. A
+        snapshot cannot become a guest: XAPI rejects clearing its template
+        flag with VM_IS_SNAPSHOT.
+        """
+        vm = self._record("VM", vm_ref)
+        if vm["other_config"].get(DEFAULT_TEMPLATE_KEY) is not None:
+            self._call("VM.remove_from_other_config", vm_ref,
+                       DEFAULT_TEMPLATE_KEY, vm=vm_ref)
+            vm = self._record("VM", vm_ref)
+        if vm["is_a_snapshot"]:
+            raise errors.InvalidArguments(
+                "invalid image: its VM is a snapshot (is_a_snapshot is set), "
+                "not a guest; export the guest, or a clone of the snapshot")
+        if not is_guest_or_user_template(vm):
+            raise errors.InvalidArguments(
+                "invalid image: its VM is not a guest or a template")
 
     def _upload(self, connection, path, stream, head, length, task_ref):
         """Send ``head`` and the rest of ``stream``, ``length`` bytes in
