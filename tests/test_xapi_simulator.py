@@ -1044,6 +1044,27 @@ def test_fault_rules_are_validated(xapi_simulator):
     assert xapi_simulator.request("GET", "/simulator/faults") == []
 
 
+@pytest.mark.parametrize("master", ["192.0.2.1", "10.0.0.1:443", "xen.example", ""])
+def test_host_is_slave_fault_needs_loopback(xapi_simulator, master):
+    """The service follows HOST_IS_SLAVE to the address it names, so a
+    fault may name only a loopback master."""
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        xapi_simulator.set_fault("session.login_with_password",
+                                 error=["HOST_IS_SLAVE", master])
+    assert caught.value.code == 400
+    assert xapi_simulator.request("GET", "/simulator/faults") == []
+
+
+def test_host_is_slave_fault_on_loopback(xapi_simulator):
+    try:
+        for master in ("127.0.0.1", "127.0.0.3:8443", "[::1]:443", "localhost"):
+            rules = xapi_simulator.set_fault("session.login_with_password",
+                                             error=["HOST_IS_SLAVE", master])
+            assert rules[-1]["error"] == ["HOST_IS_SLAVE", master]
+    finally:
+        xapi_simulator.clear_faults()
+
+
 def test_latency_applies_to_every_call(xapi_simulator, xapi):
     xapi_simulator.set_latency(0.2)
     try:

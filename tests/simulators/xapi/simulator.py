@@ -1,9 +1,11 @@
 """The simulated pool: state, sessions, calls, tasks, statistics and faults."""
 
 import collections
+import ipaddress
 import logging
 import threading
 import time
+import urllib.parse
 
 from . import dispatch, wire
 from . import operations, tasks, vm  # noqa: F401  (they register handlers)
@@ -58,6 +60,13 @@ class Faults:
         if action == "fail" and not (isinstance(error, list) and error
                                      and all(isinstance(e, str) for e in error)):
             raise ValueError("a 'fail' fault needs error: [CODE, param, ...] as strings")
+        if action == "fail" and error[0] == "HOST_IS_SLAVE" and \
+                not _names_loopback(error[1:2]):
+            # The service follows HOST_IS_SLAVE to the address it names, so
+            # a fault must not send it off this machine.
+            raise ValueError("a HOST_IS_SLAVE fault needs a loopback master "
+                             "address (127.x.y.z, ::1 or localhost), got %r"
+                             % (error[1:2],))
         if times is not None and (not isinstance(times, int) or times < 1):
             raise ValueError("times must be a positive integer or absent")
         if seconds is not None and not isinstance(seconds, (int, float)):
@@ -98,6 +107,19 @@ class Faults:
             self.cleared.wait(rule["seconds"])
             return
         raise _InjectedFailure(rule["error"])
+
+
+def _names_loopback(params):
+    """Tell whether ``params`` is [address] or [address:port] of loopback."""
+    if len(params) != 1:
+        return False
+    host = urllib.parse.urlsplit("//" + params[0]).hostname
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
 
 
 class _InjectedFailure(Exception):
