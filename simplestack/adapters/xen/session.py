@@ -73,6 +73,9 @@ class SessionMixin:
                 raise self._translate_failure(failure, "login") from failure
             # A pool member refers every client to the master, and the
             # master never does: one redirection at most.
+            # NOTE: the master address is not yet checked against an
+            # allow-list, so a member, or a server that claims to be one,
+            # can send the login and its credentials to any host.
             endpoint = endpoint.moved_to(
                 master_host(self.host, failure.details[1]))
             logger.info("Xen host %s is a pool member; logging in to its "
