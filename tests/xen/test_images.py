@@ -92,6 +92,53 @@ def test_import_round_trip(adapter, make_guest, xen_kit, stats):
         adapter.delete_guest(imported["id"])
 
 
+def with_ova_xml(data, change):
+    """Return the XVA ``data`` with ``change(text)`` applied to ova.xml."""
+    source = tarfile.open(fileobj=io.BytesIO(data))
+    output = io.BytesIO()
+    with tarfile.open(fileobj=output, mode="w",
+                      format=tarfile.USTAR_FORMAT) as archive:
+        for member in source.getmembers():
+            body = source.extractfile(member).read()
+            if member.name == "ova.xml":
+                body = change(body.decode("utf-8")).encode("utf-8")
+            info = tarfile.TarInfo(member.name)
+            info.size = len(body)
+            archive.addfile(info, io.BytesIO(body))
+    return output.getvalue()
+
+
+def test_import_of_default_template_image(adapter, make_guest, xen_kit):
+    """An image of a template shipped with XAPI imports as a user
+    template: the copy loses other_config:default_template, which would
+    hide it from guest requests and make XAPI reject its VM.destroy."""
+    guest = make_guest()
+    marker = "<member><name>default_template</name><value>true</value></member>"
+
+    def mark_as_shipped_template(text):
+        flag = "<name>is_a_template</name><value><boolean>%d</boolean>"
+        assert flag % 0 in text
+        text = text.replace(flag % 0, flag % 1)
+        other_config = "<name>other_config</name><value><struct>"
+        assert other_config in text
+        return text.replace(other_config, other_config + marker)
+
+    data = with_ova_xml(export_bytes(adapter, guest["id"]),
+                        mark_as_shipped_template)
+
+    imported = adapter.import_guest(io.BytesIO(data), len(data),
+                                    "application/x-xva",
+                                    name=backends.unique_name("template"))
+    try:
+        with xen_kit.session() as xapi:
+            vm = xapi.VM.get_record(xapi.VM.get_by_uuid(imported["id"]))
+        assert vm["is_a_template"] is True
+        assert "default_template" not in vm["other_config"]
+        assert adapter.get_guest(imported["id"]) == imported
+    finally:
+        adapter.delete_guest(imported["id"])
+
+
 def test_import_into_named_storage(adapter, make_guest, xen_kit):
     guest = make_guest()
     data = export_bytes(adapter, guest["id"])
