@@ -14,6 +14,7 @@ import logging
 import tarfile
 import time
 import urllib.parse
+from xml.etree import ElementTree
 
 from pyVmomi import vim
 
@@ -36,6 +37,7 @@ MAX_DESCRIPTOR_SIZE = 16 * MIB
 #: reports nothing for 5 minutes.
 PROGRESS_INTERVAL = 30
 LEASE_PATHS = ("state", "error", "info")
+OVF_NAMESPACE = "http://schemas.dmtf.org/ovf/envelope/1"
 
 
 class ReplayStream:
@@ -71,6 +73,24 @@ def check_ova(head):
         raise errors.InvalidArguments(
             "the image is not an OVA archive: its first member is %r, not "
             "an .ovf descriptor" % first)
+
+
+def descriptor_name(descriptor):
+    """Return the name of the OVF descriptor's virtual system: its Name
+    element, else its ovf:id."""
+    try:
+        root = ElementTree.fromstring(descriptor)
+    except ElementTree.ParseError as error:
+        raise errors.InvalidArguments(
+            "the OVF descriptor is not valid XML: %s" % error,
+            original=error) from error
+    for element in root.iter("{%s}VirtualSystem" % OVF_NAMESPACE):
+        name = element.find("{%s}Name" % OVF_NAMESPACE)
+        if name is not None and name.text and name.text.strip():
+            return name.text.strip()
+        return element.get("{%s}id" % OVF_NAMESPACE)
+    raise errors.InvalidArguments(
+        "the OVF descriptor has no VirtualSystem to import")
 
 
 class ImagesMixin:
@@ -140,7 +160,13 @@ class ImagesMixin:
             if member is None or member.size > MAX_DESCRIPTOR_SIZE:
                 raise errors.InvalidArguments(
                     "the OVA archive's descriptor is missing or too large")
-            descriptor = archive.extractfile(member).read().decode("utf-8")
+            try:
+                descriptor = archive.extractfile(member).read().decode(
+                    "utf-8")
+            except UnicodeDecodeError as error:
+                raise errors.InvalidArguments(
+                    "the OVF descriptor %s is not UTF-8 text" % member.name,
+                    original=error) from error
             ref = self._import_ova(archive, descriptor, name, storage_id)
         except tarfile.TarError as error:
             raise errors.InvalidArguments(
@@ -152,9 +178,13 @@ class ImagesMixin:
         return record
 
     def _import_ova(self, archive, descriptor, name, storage_id):
+        if name is None:
+            name = descriptor_name(descriptor)
+            validate_name("guest", name)
+            self._check_free_name(name)
         datacenter = self._datacenter()
         datastore, pool = self._placement(datacenter, storage_id)
-        params = vim.OvfManager.CreateImportSpecParams(entityName=name or "")
+        params = vim.OvfManager.CreateImportSpecParams(entityName=name)
         result = self.content.ovfManager.CreateImportSpec(
             ovfDescriptor=descriptor, resourcePool=pool,
             datastore=datastore.ref, cisp=params)
@@ -164,13 +194,9 @@ class ImagesMixin:
                 "vSphere rejected the OVF descriptor: %s" % (
                     fault.msg or type(fault)._wsdlName),
                 code=type(fault)._wsdlName, original=fault)
-        if name is None:
-            name = result.importSpec.configSpec.name
-            validate_name("guest", name)
-            self._check_free_name(name)
-
         lease = pool.ImportVApp(spec=result.importSpec,
                                 folder=datacenter.get("vmFolder"))
+        info = None
         try:
             info = self._wait_lease(lease, "ImportVApp")
             urls = {url.importKey: url.url for url in info.deviceUrl or []}
@@ -192,8 +218,21 @@ class ImagesMixin:
             lease.HttpNfcLeaseComplete()
         except BaseException:
             self._abort_lease(lease, "ImportVApp")
+            if info is not None and info.entity is not None:
+                self._remove_partial_import(info.entity)
             raise
         return info.entity
+
+    def _remove_partial_import(self, ref):
+        """Delete the VM of an aborted import. vSphere removes it with the
+        lease; govmomi's simulator keeps it."""
+        try:
+            self._run("Destroy_Task", ref)
+        except errors.EntityNotFound:
+            pass
+        except errors.SimplestackError as error:
+            logger.warning("deleting the VM of an aborted import on %s "
+                           "failed: %s", self.host, error.message)
 
     def _upload_file(self, lease, source, size, url, create, sent, total):
         connection, path = self._device_connection(url)
