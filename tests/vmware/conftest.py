@@ -67,8 +67,8 @@ def adapter(vcsim_simulator):
 
 @pytest.fixture
 def make_guest(adapter, vcsim_simulator):
-    """Create a stopped guest (64 MiB, a 1 GiB disk unless ``hdd`` says
-    otherwise) and delete it after the test."""
+    """Create a stopped guest (64 MiB, and a 1 GiB disk unless ``hdd`` is
+    given) and delete it after the test."""
     created = []
 
     def create(**spec):

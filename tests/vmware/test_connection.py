@@ -124,7 +124,7 @@ def test_refused_connection_is_unreachable(vcsim_simulator):
 
 
 def test_silent_server_times_out(vcsim_simulator):
-    # A server that accepts connections and never answers.
+    # A server that accepts connections and never replies.
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)

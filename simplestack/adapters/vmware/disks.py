@@ -2,7 +2,7 @@
 
 A disk's id is its position number (see devices.CONTROLLER_SLOTS): the
 first SCSI disk is "0". A media image is named by its datastore path,
-"[datastore] folder/file.iso"; a bare file name is searched for on every
+"[datastore] folder/file.iso". A bare file name is searched for on every
 datastore and must match exactly one file.
 """
 

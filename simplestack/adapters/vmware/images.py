@@ -5,8 +5,8 @@ OvfManager.CreateImportSpec, ResourcePool.ImportVApp returns a lease, and
 each disk member is streamed to the lease's device URL, then the lease is
 completed. Export: VirtualMachine.ExportVm returns a lease whose device
 URLs serve the disks; the stream is an OVA archive of the descriptor
-(OvfManager.CreateDescriptor) and the disks. Neither ever holds an image
-in memory whole.
+(OvfManager.CreateDescriptor) and the disks. Neither keeps a whole image
+in memory.
 """
 
 import http.client
@@ -285,6 +285,9 @@ class ImagesMixin:
             raise errors.InvalidState(
                 "cannot export guest %s while it is STARTED; stop it first"
                 % found.get("name"))
+        # NOTE: govmomi 0.24's simulator has no ExportVm, so the code after
+        # this call (lease wait, descriptor, disk downloads) has never run
+        # against a server.
         lease = found.ref.ExportVm()
         try:
             info = self._wait_lease(lease, "ExportVm")

@@ -53,8 +53,8 @@ def tls_context(config):
 
 def timed_connection_class(connect_timeout):
     """Return an HTTPSConnection class that connects within
-    ``connect_timeout`` seconds and then waits for replies as long as its
-    ``timeout`` (the read timeout) says."""
+    ``connect_timeout`` seconds, then waits up to its ``timeout`` (the
+    read timeout) for each reply."""
 
     class TimedHTTPSConnection(http.client.HTTPSConnection):
         def connect(self):

@@ -74,8 +74,8 @@ class SnapshotsMixin:
         if not isinstance(name, str) or not name.strip():
             raise errors.InvalidArguments("invalid snapshot name %r" % (name,))
         found = self._guest(guest_id, SNAPSHOT_PATHS)
-        # Without memory: a running guest's snapshot holds its disks only,
-        # and reverting to it leaves the guest stopped.
+        # Without memory, a running guest's snapshot contains its disks
+        # only, and vSphere powers the guest off when it reverts to it.
         ref = self._run("CreateSnapshot_Task", found.ref, name=name,
                         description="", memory=False, quiesce=False)
         after = self._properties(found.ref, SNAPSHOT_PATHS)
