@@ -95,8 +95,12 @@ class NicsMixin:
         mac = spec.get("mac")
         if mac is not None:
             mac = normal_mac(mac)
+        if not isinstance(spec.get("network"), str) or not spec["network"]:
+            raise errors.InvalidArguments(
+                "invalid network %r; expected a network name or id"
+                % (spec.get("network"),))
         found = self._guest(guest_id, DISK_PATHS)
-        network = self._network(spec.get("network"))
+        network = self._network(spec["network"])
         if mac is not None and mac in self._macs_in_use():
             raise errors.Conflict("MAC address %s is in use already" % mac)
         before = {nic.key for nic in nics_of(devices_of(found))}
