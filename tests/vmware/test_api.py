@@ -16,9 +16,9 @@ NETWORK = "VM Network"
 
 # Every documented endpoint, in the order it is called, with its body
 # ("NEW" names a new object) and its status on each model ("vpx", "esx").
-# 501s: the adapter creates no networks, the simulator lacks ExportVm,
-# vSphere has no per-NIC locking or rate limit, and a standalone ESX host
-# has no custom attributes for tags.
+# 501s: the adapter creates no isolated networks, the simulator lacks
+# ExportVm, vSphere has no per-NIC locking or rate limit, and a standalone
+# ESX host has no custom attributes for tags.
 CALLS = [
     ("get", "", None, 200, 200),
     ("get", "/hosts", None, 200, 200),

@@ -29,6 +29,8 @@ tasks.py
     Waiting for tasks through the PropertyCollector.
 hosts.py
     Pool, host, storage (datastore) and network records.
+networks.py
+    Creating VLAN networks as standard or distributed port groups.
 guest_records.py
     Guest lookups, ``list_guests`` and ``get_guest``.
 guests.py

@@ -7,6 +7,7 @@ from simplestack.adapters.vmware.guests import GuestsMixin
 from simplestack.adapters.vmware.hosts import HostsMixin
 from simplestack.adapters.vmware.images import ImagesMixin
 from simplestack.adapters.vmware.inventory import InventoryMixin
+from simplestack.adapters.vmware.networks import NetworksMixin
 from simplestack.adapters.vmware.nics import NicsMixin
 from simplestack.adapters.vmware.power import PowerMixin
 from simplestack.adapters.vmware.session import SessionMixin
@@ -19,9 +20,9 @@ from simplestack.adapters.vmware.tasks import TasksMixin
 # No two mixins define the same name. They come before base.Adapter so that
 # their methods override the defaults of base.Adapter.
 class VmwareAdapter(SettingsMixin, SessionMixin, InventoryMixin, TasksMixin,
-                    HostsMixin, GuestRecordsMixin, GuestsMixin, PowerMixin,
-                    DisksMixin, NicsMixin, SnapshotsMixin, TagsMixin,
-                    ImagesMixin, base.Adapter):
+                    HostsMixin, NetworksMixin, GuestRecordsMixin,
+                    GuestsMixin, PowerMixin, DisksMixin, NicsMixin,
+                    SnapshotsMixin, TagsMixin, ImagesMixin, base.Adapter):
     """Adapter for vCenter and standalone ESXi hosts, through pyVmomi."""
 
     hypervisor_name = "VMware vSphere"

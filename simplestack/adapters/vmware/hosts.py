@@ -12,7 +12,7 @@ DATASTORE_PATHS = ("name", "summary.type", "summary.capacity",
                    "summary.url")
 NETWORK_PATHS = ("name",)
 PORTGROUP_PATHS = ("name", "key", "config.distributedVirtualSwitch",
-                   "config.defaultPortConfig")
+                   "config.defaultPortConfig", "config.description")
 
 
 class HostsMixin:
@@ -118,11 +118,13 @@ class HostsMixin:
 
     def _network_record(self, item):
         vlan = None
+        description = ""
         other = {"type": "standard"}
         bridge = None
         if isinstance(item.ref, vim.dvs.DistributedVirtualPortgroup):
             other = {"type": "distributed", "key": item.get("key")}
             bridge = item.get("switch_name")
+            description = item.get("config.description") or ""
             port_config = item.get("config.defaultPortConfig")
             vlan_spec = getattr(port_config, "vlan", None)
             if isinstance(vlan_spec, vim.dvs.VmwareDistributedVirtualSwitch
@@ -135,7 +137,7 @@ class HostsMixin:
         return {
             "id": self._object_id(item.ref),
             "name_label": item.get("name"),
-            "name_description": "",
+            "name_description": description,
             "bridge": bridge,
             "vlan": vlan,
             "other_config": other,
