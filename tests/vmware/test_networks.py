@@ -58,10 +58,10 @@ def new_name(vcsim_simulator):
         remove_network(service, name)
 
 
-@pytest.fixture
-def dv_model(vcsim_simulator):
-    if vcsim_simulator.model != "vpx":
-        pytest.skip("a standalone ESX host has no distributed switch")
+# A standalone ESX host has no distributed switch, so these tests run on
+# the vCenter model only.
+VCENTER_ONLY = pytest.mark.parametrize("vcsim_simulator", ["vpx"],
+                                       indirect=True)
 
 
 def test_vlan_from_standard_portgroup(adapter, new_name, vcsim_simulator):
@@ -81,7 +81,8 @@ def test_vlan_from_standard_portgroup(adapter, new_name, vcsim_simulator):
         assert spec.vswitchName == "vSwitch0", host_name
 
 
-def test_vlan_from_distributed_portgroup(adapter, new_name, dv_model):
+@VCENTER_ONLY
+def test_vlan_from_distributed_portgroup(adapter, new_name):
     record = adapter.create_network({"name": new_name,
                                      "from_network": DV_PORTGROUP,
                                      "vlan": 42, "description": "lab"})
@@ -94,7 +95,8 @@ def test_vlan_from_distributed_portgroup(adapter, new_name, dv_model):
     assert adapter.get_network(record["id"]) == record
 
 
-def test_vlan_zero_is_untagged(adapter, new_name, dv_model):
+@VCENTER_ONLY
+def test_vlan_zero_is_untagged(adapter, new_name):
     record = adapter.create_network({"name": new_name,
                                      "from_network": DV_PORTGROUP,
                                      "vlan": 0})
@@ -145,7 +147,8 @@ def test_taken_name_is_conflict(adapter, vcsim_simulator):
     assert all(spec.vlanId == 0 for spec in specs.values())
 
 
-def test_taken_distributed_name_is_conflict(adapter, dv_model):
+@VCENTER_ONLY
+def test_taken_distributed_name_is_conflict(adapter):
     with pytest.raises(errors.Conflict):
         adapter.create_network({"name": DV_PORTGROUP,
                                 "from_network": VM_NETWORK, "vlan": 10})
