@@ -200,7 +200,7 @@ class Adapter:
 
         The number of hypervisor round trips should not grow with the
         number of guests. Where the SDK has no bulk call for some field
-        (libvirt 9.0 has none for domain XML), the adapter says so in a
+        (libvirt 9.0 has none for domain XML), the adapter marks it with a
         NOTE at its ``list_guests``.
         """
         raise self.not_implemented("list guests")
@@ -211,7 +211,7 @@ class Adapter:
     def create_guest(self, spec):
         """Create a guest and return its record.
 
-        ``spec`` holds ``name`` and only the optional keys the caller gave:
+        ``spec`` contains ``name`` and only the optional keys the caller gave:
         ``cpus``, ``memory`` (MiB), ``hdd`` (GiB), ``template`` (name or
         id; a name that matches several templates is a Conflict),
         ``storage_id``, ``network`` (network name), ``paravirtualized``.

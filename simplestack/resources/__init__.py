@@ -95,9 +95,10 @@ class HypervisorTypeResource(Resource):
 class HostContext(Resource):
     """One hypervisor host, and the adapter connection of this request.
 
-    The adapter is opened on first use and closed when the request ends
-    (a finished callback, so errors included), unless a view hands it to
-    a stream with :meth:`detach_adapter`; the stream then closes it.
+    The adapter is opened on first use. The request tween closes it when
+    the request ends, errors included, and a finished callback closes it
+    if the tween did not. A view that streams an image hands the adapter
+    to the stream with :meth:`detach_adapter`, and the stream closes it.
     """
 
     def __init__(self, host, parent):
