@@ -72,3 +72,17 @@ def test_other_lists_calls_fixed(seeded_simulators, method):
     calls_1000, _listed = _list_calls(seeded_simulators[1000], method)
 
     assert calls_10 == calls_1000 == 2
+
+
+def test_list_networks_calls_fixed_per_host(adapter):
+    # The ESX model has one host and the vCenter model four, each with
+    # standard port groups whose VLAN ids come from the hosts.
+    before = adapter.calls
+    listed = adapter.list_networks()
+
+    assert adapter.calls - before == 2
+    standard = [record for record in listed
+                if record["other_config"]["type"] == "standard"]
+    assert standard, "no standard port group listed"
+    for record in standard:
+        assert record["bridge"] == "vSwitch0", record["name_label"]

@@ -10,6 +10,7 @@ import pytest
 from pyVmomi import vim
 
 from simplestack import errors
+from simplestack.adapters.vmware.hosts import most_common, standard_vlan
 from tests import backends
 from tests.vmware_fixtures import VM_NETWORK, container_items
 
@@ -70,6 +71,8 @@ def test_vlan_from_standard_portgroup(adapter, new_name, vcsim_simulator):
                                      "vlan": 10})
 
     assert record["name_label"] == new_name
+    assert record["vlan"] == 10
+    assert record["bridge"] == "vSwitch0"
     assert record["other_config"] == {"type": "standard"}
     assert adapter.get_network(record["id"]) == record
     assert record in adapter.list_networks()
@@ -102,6 +105,46 @@ def test_vlan_zero_is_untagged(adapter, new_name):
                                      "vlan": 0})
 
     assert record["vlan"] is None
+
+
+def test_standard_untagged_vlan_is_null(adapter):
+    record = adapter.get_network(VM_NETWORK)
+
+    assert record["vlan"] is None
+    assert record["bridge"] == "vSwitch0"
+
+
+def test_standard_vlan_zero_is_untagged(adapter, new_name):
+    record = adapter.create_network({"name": new_name,
+                                     "from_network": VM_NETWORK,
+                                     "vlan": 0})
+
+    assert record["vlan"] is None
+    assert record["bridge"] == "vSwitch0"
+
+
+# govmomi 0.24's simulator lacks UpdatePortGroup and raises DuplicateName
+# when a second host of a datacenter adds a port group of the same name.
+# Hosts that disagree on a VLAN cannot be set up there, so the rule is
+# checked alone.
+@pytest.mark.parametrize("vlan_ids, expected", [
+    ([], None),
+    ([10], 10),
+    ([0, 0], None),
+    ([4095], None),
+    ([10, 20, 20], 20),
+    ([20, 10], 10),
+    ([0, 10], None),
+    ([4095, 30, 4095], None),
+])
+def test_standard_vlan_rule(vlan_ids, expected):
+    assert standard_vlan(vlan_ids) == expected
+
+
+def test_most_common_breaks_ties_by_order():
+    assert most_common(["vSwitch1", "vSwitch0"]) == "vSwitch0"
+    assert most_common(["vSwitch1", "vSwitch0", "vSwitch1"]) == "vSwitch1"
+    assert most_common([]) is None
 
 
 def test_from_network_by_id(adapter, new_name):

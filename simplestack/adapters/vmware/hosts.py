@@ -1,8 +1,11 @@
 """Pool, host, storage (datastore) and network records."""
 
+from collections import Counter
+
 from pyVmomi import vim
 
 from simplestack.adapters.vmware.constants import GIB, MIB
+from simplestack.adapters.vmware.inventory import Reference
 
 HOST_PATHS = ("name", "hardware.memorySize",
               "summary.quickStats.overallMemoryUsage",
@@ -10,9 +13,42 @@ HOST_PATHS = ("name", "hardware.memorySize",
 DATASTORE_PATHS = ("name", "summary.type", "summary.capacity",
                    "summary.freeSpace", "summary.uncommitted",
                    "summary.url")
-NETWORK_PATHS = ("name",)
+NETWORK_PATHS = ("name", "host")
 PORTGROUP_PATHS = ("name", "key", "config.distributedVirtualSwitch",
                    "config.defaultPortConfig", "config.description")
+#: The hosts' standard port groups (HostPortGroup), which carry the VLAN
+#: id and vSwitch name. HostSystem.config.network has them too, but
+#: govmomi 0.24's simulator does not update it on AddPortGroup.
+HOST_PORTGROUPS = Reference(
+    vim.HostSystem, "configManager.networkSystem", vim.host.NetworkSystem,
+    ("networkInfo.portgroup",))
+
+#: vlanId of a standard port group that passes every VLAN tag to the
+#: guests (virtual guest tagging).
+TRUNK_VLAN = 4095
+
+
+def most_common(values):
+    """Return the value that occurs most often in ``values``, the least
+    one on a tie, or None when ``values`` is empty."""
+    counts = Counter(values)
+    if not counts:
+        return None
+    return min(counts, key=lambda value: (-counts[value], value))
+
+
+def standard_vlan(vlan_ids):
+    """Return the VLAN id of a standard port group, given its vlanId on
+    each host, or None when it is untagged (0) or a trunk (4095), as for
+    distributed port groups.
+
+    Hosts may disagree, so the vlanId that most hosts have wins, and the
+    lowest one on a tie.
+    """
+    vlan = most_common(vlan_ids)
+    if vlan in (0, TRUNK_VLAN):
+        return None
+    return vlan
 
 
 class HostsMixin:
@@ -96,15 +132,30 @@ class HostsMixin:
 
     def _networks(self):
         """Return every network (standard, distributed port group, opaque)
-        as a Found with "switch_uuid" and "switch_name" for port groups."""
+        as a Found with "switch_name" for port groups, "switch_uuid" for
+        distributed ones and "vlan_ids" (one per host) for standard ones.
+        """
         found = self._retrieve({
             vim.dvs.DistributedVirtualPortgroup: PORTGROUP_PATHS,
             vim.Network: NETWORK_PATHS,
             vim.DistributedVirtualSwitch: ("name", "uuid"),
-        })
+            vim.HostSystem: ("configManager.networkSystem",),
+        }, references=[HOST_PORTGROUPS])
+        specs_by_name = self._host_portgroup_specs(found)
+        networks = []
+        for item in found[vim.Network]:
+            if type(item.ref) is vim.Network:
+                specs = self._network_portgroup_specs(item, specs_by_name)
+                item["vlan_ids"] = [spec.vlanId for spec in specs]
+                # Hosts may name the vSwitch differently, so the name
+                # that most hosts have wins, and the first in sort order
+                # on a tie.
+                item["switch_name"] = most_common(
+                    spec.vswitchName for spec in specs)
+            networks.append(item)
+
         switches = {item.ref._moId: item
                     for item in found[vim.DistributedVirtualSwitch]}
-        networks = list(found[vim.Network])
         for item in found[vim.dvs.DistributedVirtualPortgroup]:
             switch_ref = item.get("config.distributedVirtualSwitch")
             switch = switches.get(switch_ref._moId) if switch_ref else None
@@ -112,6 +163,37 @@ class HostsMixin:
             item["switch_name"] = switch.get("name") if switch else None
             networks.append(item)
         return networks
+
+    @staticmethod
+    def _host_portgroup_specs(found):
+        """Return {port group name: [(host id, HostPortGroupSpec)]} from a
+        retrieval with HOST_PORTGROUPS."""
+        portgroups_by_system = {
+            item.ref._moId: item.get("networkInfo.portgroup") or []
+            for item in found[vim.host.NetworkSystem]}
+        specs_by_name = {}
+        for host in found[vim.HostSystem]:
+            network_system = host.get("configManager.networkSystem")
+            if network_system is None:
+                continue
+            for portgroup in portgroups_by_system.get(
+                    network_system._moId, []):
+                specs_by_name.setdefault(portgroup.spec.name, []).append(
+                    (host.ref._moId, portgroup.spec))
+        return specs_by_name
+
+    @staticmethod
+    def _network_portgroup_specs(item, specs_by_name):
+        """Return the HostPortGroupSpec of standard network ``item`` on
+        each of its hosts."""
+        host_ids = {host._moId for host in item.get("host") or []}
+        specs = specs_by_name.get(item.get("name"), [])
+        if not host_ids:
+            # NOTE: govmomi 0.24's simulator leaves Network.host empty, and
+            # then the port groups of that name on every host count, in
+            # any datacenter.
+            return [spec for _host_id, spec in specs]
+        return [spec for host_id, spec in specs if host_id in host_ids]
 
     def _network(self, name_or_id):
         return self._pick("network", name_or_id, self._networks())
@@ -132,8 +214,9 @@ class HostsMixin:
                 vlan = vlan_spec.vlanId
         elif isinstance(item.ref, vim.OpaqueNetwork):
             other = {"type": "opaque"}
-        # NOTE: a standard port group's VLAN and vSwitch are per host
-        # (HostNetworkSystem), so its record shows neither.
+        else:
+            bridge = item.get("switch_name")
+            vlan = standard_vlan(item.get("vlan_ids") or [])
         return {
             "id": self._object_id(item.ref),
             "name_label": item.get("name"),

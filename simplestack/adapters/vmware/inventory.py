@@ -12,6 +12,7 @@ object: vSphere keeps names unique per folder only.
 """
 
 import re
+from typing import NamedTuple
 
 from pyVmomi import vim, vmodl
 
@@ -53,6 +54,17 @@ def validate_name(kind, name):
             % (kind, name))
 
 
+class Reference(NamedTuple):
+    """A managed object reference property to follow in a retrieval: the
+    property ``path`` of objects of ``source_type`` refers to an object of
+    ``target_type``, whose properties ``target_paths`` are read."""
+
+    source_type: type
+    path: str
+    target_type: type
+    target_paths: tuple[str, ...]
+
+
 class Found(dict):
     """The properties of one object (path to value), with ``ref``, its
     managed object reference."""
@@ -65,26 +77,44 @@ class Found(dict):
 class InventoryMixin:
     """Methods of VmwareAdapter that read properties and find objects."""
 
-    def _retrieve(self, paths_by_type, root=None):
+    def _retrieve(self, paths_by_type, root=None, references=()):
         """Return {type: [Found]} for every object of the types under
         ``root`` (default: the root folder), with one container view and
         one RetrievePropertiesEx, plus one ContinueRetrievePropertiesEx
-        per further page when the server pages the result."""
+        per further page when the server pages the result.
+
+        Each Reference in ``references`` also reads objects outside the
+        view, such as a host's HostNetworkSystem, in the same call. They
+        are grouped under Reference.target_type.
+        """
         content = self.content
-        types = list(paths_by_type)
+        view_types = list(paths_by_type)
         view = content.viewManager.CreateContainerView(
-            root or content.rootFolder, types, True)
+            root or content.rootFolder, view_types, True)
         # The view belongs to the session and ends with it, at logout.
+        # NOTE: a reference path such as "configManager.networkSystem" is
+        # nested. govmomi 0.24's simulator follows it, but it has not been
+        # run against a real vCenter or ESXi.
+        hops = [PropertyCollector.TraversalSpec(
+            name="reference-%d" % index, type=reference.source_type,
+            path=reference.path, skip=False)
+            for index, reference in enumerate(references)]
         traversal = PropertyCollector.TraversalSpec(
             name="view", path="view", skip=False,
-            type=vim.view.ContainerView)
+            type=vim.view.ContainerView, selectSet=hops)
+        property_specs = [PropertyCollector.PropertySpec(
+            type=object_type, pathSet=list(paths))
+            for object_type, paths in paths_by_type.items()]
+        property_specs += [PropertyCollector.PropertySpec(
+            type=reference.target_type, pathSet=list(reference.target_paths))
+            for reference in references]
         spec = PropertyCollector.FilterSpec(
             objectSet=[PropertyCollector.ObjectSpec(
                 obj=view, skip=True, selectSet=[traversal])],
-            propSet=[PropertyCollector.PropertySpec(
-                type=object_type, pathSet=list(paths))
-                for object_type, paths in paths_by_type.items()])
+            propSet=property_specs)
         found = self._collect(spec)
+        types = view_types + [reference.target_type
+                              for reference in references]
         grouped = {object_type: [] for object_type in types}
         for item in found:
             for object_type in types:
