@@ -20,9 +20,10 @@ from pyVmomi import vim
 
 from simplestack import errors
 from simplestack.adapters import base
+from simplestack.adapters.tls import create_tls_context
 from simplestack.adapters.vmware.constants import KIB, MIB
 from simplestack.adapters.vmware.inventory import validate_name
-from simplestack.adapters.vmware.session import split_host, tls_context
+from simplestack.adapters.vmware.session import split_host
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +139,7 @@ class ImagesMixin:
             host, port = parts.hostname, parts.port or 443
         connection = http.client.HTTPSConnection(
             host, port, timeout=self.config["read_timeout"],
-            context=tls_context(self.config))
+            context=create_tls_context(self.config))
         path = parts.path + ("?" + parts.query if parts.query else "")
         return connection, path
 

@@ -7,12 +7,12 @@ a Simplestack error naming the vSphere method.
 
 import http.client
 import logging
-import socket
-import ssl
 
 from pyVmomi import SoapStubAdapter, vim, vmodl
 
 from simplestack import errors
+from simplestack.adapters.tls import (
+    load_tls_context, translate_connection_error)
 from simplestack.adapters.vmware.constants import API_VERSION, state_of
 from simplestack.adapters.vmware.faults import (
     classify, fault_name, field, public_params)
@@ -38,17 +38,6 @@ def split_host(host):
         raise errors.InvalidArguments("invalid port %r in host %r"
                                       % (port, host))
     return name, int(port)
-
-
-def tls_context(config):
-    """Return the SSL context of the settings; pyVmomi gets one always,
-    because without one it turns verification off for loopback hosts."""
-    if config["insecure"]:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        return context
-    return ssl.create_default_context(cafile=config["ca_bundle"] or None)
 
 
 def timed_connection_class(connect_timeout):
@@ -104,18 +93,9 @@ class SessionMixin:
         if self._content is not None:
             return
         name, port = split_host(self.host)
-        try:
-            context = tls_context(self.config)
-        except OSError as error:
-            raise errors.HypervisorUnreachable(
-                "cannot read the CA bundle %s of the ca_bundle setting: %s"
-                % (self.config["ca_bundle"], error.strerror or error),
-                original=error) from error
-        except ssl.SSLError as error:
-            raise errors.HypervisorUnreachable(
-                "the CA bundle %s of the ca_bundle setting contains no valid "
-                "certificate" % self.config["ca_bundle"],
-                original=error) from error
+        # pyVmomi gets a context always, because without one it turns
+        # verification off for loopback hosts.
+        context = load_tls_context(self.config)
         if self.config["insecure"]:
             logger.warning("connecting to VMware server %s without "
                            "verifying its TLS certificate (insecure = true)",
@@ -204,29 +184,5 @@ class SessionMixin:
         """Translate a failure to reach the server; None for anything
         else."""
         where = "%s at %s" % (self.hypervisor_name, self.host)
-        if isinstance(error, ssl.SSLCertVerificationError):
-            return errors.HypervisorUnreachable(
-                "%s is unreachable: TLS certificate verification failed "
-                "(%s); set ca_bundle to the CA that signed it"
-                % (where, error.verify_message), original=error)
-        if isinstance(error, ssl.SSLError):
-            return errors.HypervisorUnreachable(
-                "%s is unreachable: the TLS handshake failed (%s)"
-                % (where, error.reason), original=error)
-        if isinstance(error, (TimeoutError, socket.timeout)):
-            return errors.HypervisorTimeout(
-                "%s did not answer within %s s" % (
-                    where, self.config["read_timeout"]), original=error)
-        if isinstance(error, ConnectionRefusedError):
-            return errors.HypervisorUnreachable(
-                "%s is unreachable: connection refused" % where,
-                original=error)
-        if isinstance(error, socket.gaierror):
-            return errors.HypervisorUnreachable(
-                "%s is unreachable: the host name does not resolve" % where,
-                original=error)
-        if isinstance(error, (OSError, http.client.HTTPException)):
-            return errors.HypervisorUnreachable(
-                "%s is unreachable: %s" % (where, type(error).__name__),
-                original=error)
-        return None
+        return translate_connection_error(
+            error, where, self.config["read_timeout"])

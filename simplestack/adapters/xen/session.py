@@ -5,16 +5,15 @@ sends int64 values as strings, refuses None (XAPI rejects ``<nil/>``) and
 translates every failure into a Simplestack error.
 """
 
-import http.client
 import logging
-import socket
-import ssl
 import xml.parsers.expat
 import xmlrpc.client
 
 import XenAPI
 
 from simplestack import errors
+from simplestack.adapters.tls import (
+    load_tls_context, timeout_error, translate_connection_error)
 from simplestack.adapters.xen.constants import STATE_MAP
 from simplestack.adapters.xen.failures import (
     CAPACITY_CODES, capacity_message, classify, public_params)
@@ -89,18 +88,7 @@ class SessionMixin:
     def _tls_context(self):
         if self.config["scheme"] != "https":
             return None
-        try:
-            return tls_context(self.config)
-        except OSError as error:
-            raise errors.HypervisorUnreachable(
-                "cannot read the CA bundle %s of the ca_bundle setting: %s"
-                % (self.config["ca_bundle"], error.strerror or error),
-                original=error) from error
-        except ssl.SSLError as error:
-            raise errors.HypervisorUnreachable(
-                "the CA bundle %s of the ca_bundle setting contains no valid "
-                "certificate" % self.config["ca_bundle"],
-                original=error) from error
+        return load_tls_context(self.config, tls_context)
 
     def _login(self, endpoint):
         """Return a session logged in at ``endpoint``; raise
@@ -211,33 +199,13 @@ class SessionMixin:
     def _translate_transport_error(self, error, endpoint):
         """Translate a failure to reach XAPI; None for anything else."""
         where = "%s at %s" % (self.hypervisor_name, endpoint.host)
-        if isinstance(error, ssl.SSLCertVerificationError):
-            return errors.HypervisorUnreachable(
-                "%s is unreachable: TLS certificate verification failed "
-                "(%s); set ca_bundle to the CA that signed it"
-                % (where, error.verify_message), original=error)
-        if isinstance(error, ssl.SSLError):
-            return errors.HypervisorUnreachable(
-                "%s is unreachable: the TLS handshake failed (%s)"
-                % (where, error.reason), original=error)
-        if isinstance(error, TimeoutError) or (
-                isinstance(error, xmlrpc.client.Fault)
-                and error.faultCode == 504):
-            return errors.HypervisorTimeout(
-                "%s did not answer within %s s" % (
-                    where, self.config["read_timeout"]), original=error)
-        if isinstance(error, ConnectionRefusedError):
-            return errors.HypervisorUnreachable(
-                "%s is unreachable: connection refused" % where,
-                original=error)
-        if isinstance(error, socket.gaierror):
-            return errors.HypervisorUnreachable(
-                "%s is unreachable: the host name does not resolve" % where,
-                original=error)
-        if isinstance(error, (OSError, http.client.HTTPException)):
-            return errors.HypervisorUnreachable(
-                "%s is unreachable: %s" % (where, type(error).__name__),
-                original=error)
+        # XAPI's HTTP proxy reports a timed-out call as XML-RPC fault 504.
+        if isinstance(error, xmlrpc.client.Fault) and error.faultCode == 504:
+            return timeout_error(where, self.config["read_timeout"], error)
+        translated = translate_connection_error(
+            error, where, self.config["read_timeout"])
+        if translated is not None:
+            return translated
         if isinstance(error, xmlrpc.client.ProtocolError):
             return errors.HypervisorError(
                 "%s returned HTTP %d instead of an XML-RPC response"

@@ -7,9 +7,10 @@ CAs and time out. The HTTP handlers for images use the same connections.
 
 import http.client
 import os
-import ssl
 import threading
 import xmlrpc.client
+
+from simplestack.adapters.tls import create_tls_context
 
 _contexts = {}
 _contexts_lock = threading.Lock()
@@ -28,10 +29,7 @@ def tls_context(config):
     with _contexts_lock:
         context = _contexts.get(key)
         if context is None:
-            context = ssl.create_default_context(cafile=cafile)
-            if config["insecure"]:
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
+            context = create_tls_context(config)
             _contexts[key] = context
         return context
 
