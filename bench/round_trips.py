@@ -2,8 +2,8 @@
 
 Run: .venv/bin/python bench/round_trips.py [--backends libvirt,xen,vmware]
 
-The service runs in-process under WebTest. Each endpoint is requested once
-after a warm-up pass, and its calls are counted in two ways:
+The service runs in-process under WebTest. Each read endpoint is requested
+once after one warm-up request, and its calls are counted in two ways:
 
 - total: ``hypervisor_calls`` of the service's request summary line, which
   includes session set-up (libvirt open, XAPI login, vSphere
@@ -15,7 +15,8 @@ after a warm-up pass, and its calls are counted in two ways:
   adapter's ``_call``, the vSphere SOAP stub's ``InvokeMethod``) to record
   method names.
 
-Only read endpoints are measured; see bench/README.md.
+The read endpoints are measured, and of the writes only those that create
+the tag and the snapshot the reads need. See bench/README.md.
 """
 
 import argparse
@@ -39,8 +40,9 @@ SESSION_METHODS = {
 }
 
 # Read endpoints after /{hypervisor}/{host}. {guest}, {disk}, {nic},
-# {snapshot}, {storage}, {host} and {network} are the first item of the
-# matching list; an endpoint whose list is empty is reported as "-".
+# {snapshot}, {tag}, {storage}, {host} and {network} are the item of the
+# matching list whose name sorts first, and an endpoint whose list is empty
+# is reported as "-".
 ENDPOINTS = (
     "",
     "/hosts",
@@ -59,6 +61,14 @@ ENDPOINTS = (
     "/guests/{guest}/snapshots",
     "/guests/{guest}/snapshots/{snapshot}",
     "/guests/{guest}/tags",
+    "/guests/{guest}/tags/{tag}",
+)
+
+# Writes on the guest whose name sorts first: (endpoint, JSON body). Each
+# is sent once, with no warm-up, so the guest has one tag and one snapshot.
+WRITES = (
+    ("/guests/{guest}/tags", {"name": "bench-tag"}),
+    ("/guests/{guest}/snapshots", {"name": "bench-snapshot"}),
 )
 
 
@@ -103,11 +113,18 @@ class MethodRecorder:
         CountingStub.InvokeMethod = recorded_invoke
 
 
-def first_id(app, path, key="id"):
+def first_id(app, path, key="id", name_key="name"):
+    """Return ``key`` of the item of the list at ``path`` whose name sorts
+    first, or None when the list is empty or fails.
+
+    Ids such as the XAPI simulator's UUIDs differ between runs and seeds,
+    but the seeded names do not, so the same item is measured at every N.
+    """
     response = app.get(path, status="*")
     if response.status_int != 200 or not response.json:
         return None
-    return str(response.json[0][key])
+    item = min(response.json, key=lambda item: str(item.get(name_key)))
+    return str(item[key])
 
 
 def item_ids(app, prefix):
@@ -115,13 +132,16 @@ def item_ids(app, prefix):
     ids = {
         "host": first_id(app, prefix + "/hosts"),
         "storage": first_id(app, prefix + "/storages"),
-        "network": first_id(app, prefix + "/networks"),
+        "network": first_id(app, prefix + "/networks", name_key="name_label"),
         "guest": first_id(app, prefix + "/guests"),
     }
     guest = prefix + "/guests/%s" % ids["guest"]
     ids["disk"] = first_id(app, guest + "/disks")
-    ids["nic"] = first_id(app, guest + "/network_interfaces", key="mac")
+    ids["nic"] = first_id(app, guest + "/network_interfaces", key="mac",
+                          name_key="number")
     ids["snapshot"] = first_id(app, guest + "/snapshots")
+    tags = app.get(guest + "/tags", status="*")
+    ids["tag"] = tags.json[0] if tags.status_int == 200 and tags.json else None
     return ids
 
 
@@ -132,11 +152,40 @@ def fill(template, ids):
     return template.format(**ids)
 
 
+def count_request(backend, app, capture, recorder, method, url, body=None):
+    """Send one request and return its Count."""
+    if backend.name == "xen":
+        backend.simulator.reset_stats()
+    recorder.methods.clear()
+    capture.last_calls = None
+    if body is None:
+        response = app.request(url, method=method, status="*")
+    else:
+        response = app.post_json(url, body, status="*")
+    if backend.name == "xen":
+        methods = backend.simulator.stats()["calls"]
+    else:
+        methods = recorder.methods
+    work = sum(number for name, number in methods.items()
+               if name not in SESSION_METHODS.get(backend.name, ()))
+    return Count(work, capture.last_calls, response.status_int, dict(methods))
+
+
 def count_endpoints(backend, app, capture, recorder):
     """Return {endpoint: Count} for one started backend, None where an
-    item the endpoint needs is absent."""
-    ids = item_ids(app, backend.prefix)
+    item the endpoint needs is absent.
+
+    The writes come first, once each, because they create the tag and
+    snapshot that the read endpoints of one item need.
+    """
     counts = {}
+    guest = first_id(app, backend.prefix + "/guests")
+    for template, body in WRITES:
+        url = backend.prefix + template.format(guest=guest)
+        counts["POST " + template] = count_request(
+            backend, app, capture, recorder, "POST", url, body)
+
+    ids = item_ids(app, backend.prefix)
     for template in ENDPOINTS:
         path = fill(template, ids)
         if path is None:
@@ -144,19 +193,8 @@ def count_endpoints(backend, app, capture, recorder):
             continue
         url = backend.prefix + path
         app.get(url, status="*")  # warm-up
-        if backend.simulator is not None and backend.name == "xen":
-            backend.simulator.reset_stats()
-        recorder.methods.clear()
-        capture.last_calls = None
-        response = app.get(url, status="*")
-        if backend.name == "xen":
-            methods = backend.simulator.stats()["calls"]
-        else:
-            methods = recorder.methods
-        work = sum(number for method, number in methods.items()
-                   if method not in SESSION_METHODS.get(backend.name, ()))
-        counts[template] = Count(work, capture.last_calls,
-                                 response.status_int, dict(methods))
+        counts[template] = count_request(backend, app, capture, recorder,
+                                         "GET", url)
     return counts
 
 
@@ -202,8 +240,10 @@ def main():
     row = "%-42s %-8s %-12s %-12s %s"
     print(row % ("endpoint", "backend", "N=10", "N=1000", "grew"))
     growing = []
+    templates = ["POST " + template for template, _body in WRITES]
+    templates += list(ENDPOINTS)
     for name in options.backends.split(","):
-        for template in ENDPOINTS:
+        for template in templates:
             small = results[name, GUEST_COUNTS[0]][template]
             large = results[name, GUEST_COUNTS[1]][template]
             if small is None or large is None:
