@@ -32,7 +32,7 @@ DEFAULTS = {
     # Image exports and imports in progress at once, per process. Each
     # holds a server worker thread for as long as its client takes, so
     # keep this below the server's thread count: the rest stay free for
-    # other requests, and a stream over the limit answers 503.
+    # other requests, and a stream over the limit gets a 503 response.
     "simplestack.max_concurrent_streams": "4",
 }
 

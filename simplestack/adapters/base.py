@@ -95,6 +95,19 @@ class Credentials(namedtuple("Credentials", "username password")):
     __str__ = __repr__
 
 
+def read_exactly(stream, size):
+    """Read up to ``size`` bytes, retrying short reads until EOF."""
+    parts = []
+    remaining = size
+    while remaining > 0:
+        data = stream.read(remaining)
+        if not data:
+            break
+        parts.append(data)
+        remaining -= len(data)
+    return b"".join(parts)
+
+
 class ImageStream:
     """An image leaving the hypervisor, for a streamed response.
 

@@ -90,7 +90,7 @@ from simplestack.adapters.libvirt.domain_xml import (  # noqa: F401
     _to_xml)
 from simplestack.adapters.libvirt.hosts import _version_string  # noqa: F401
 from simplestack.adapters.libvirt.images import (  # noqa: F401
-    STREAM_CHUNK_SIZE, _read_exactly)
+    STREAM_CHUNK_SIZE)
 from simplestack.adapters.libvirt.volumes import (  # noqa: F401
     COPYABLE_FORMATS, MEDIA_FORMATS, QCOW2_MAGIC, _parse_qcow2_header)
 from simplestack.adapters.libvirt.nics import (  # noqa: F401

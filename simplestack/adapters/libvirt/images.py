@@ -21,19 +21,6 @@ logger = logging.getLogger(__name__)
 STREAM_CHUNK_SIZE = 256 * KIB
 
 
-def _read_exactly(stream, size):
-    """Read up to ``size`` bytes, retrying short reads until EOF."""
-    parts = []
-    remaining = size
-    while remaining > 0:
-        data = stream.read(remaining)
-        if not data:
-            break
-        parts.append(data)
-        remaining -= len(data)
-    return b"".join(parts)
-
-
 class ImagesMixin:
     """Methods of LibvirtAdapter that clone, export and import guests."""
 
@@ -167,7 +154,7 @@ class ImagesMixin:
         if self.config["network"]:
             network = self._network_name(self.config["network"])
 
-        first = _read_exactly(stream, min(length, STREAM_CHUNK_SIZE))
+        first = base.read_exactly(stream, min(length, STREAM_CHUNK_SIZE))
         if first.startswith(QCOW2_MAGIC):
             volume_format = "qcow2"
             capacity = _parse_qcow2_header(first)
@@ -216,7 +203,7 @@ class ImagesMixin:
                 sent += len(data)
                 if sent >= length:
                     break
-                data = _read_exactly(source,
+                data = base.read_exactly(source,
                                      min(STREAM_CHUNK_SIZE, length - sent))
                 if not data:
                     raise errors.InvalidArguments(

@@ -52,19 +52,6 @@ def check_xva(head):
             "%s (an OVA needs a conversion first)" % (first, XVA_FIRST_MEMBER))
 
 
-def read_exactly(stream, size):
-    """Read up to ``size`` bytes, retrying short reads until EOF."""
-    parts = []
-    remaining = size
-    while remaining > 0:
-        data = stream.read(remaining)
-        if not data:
-            break
-        parts.append(data)
-        remaining -= len(data)
-    return b"".join(parts)
-
-
 class ExportStream:
     """The body of a running export, and the task that follows it."""
 
@@ -150,7 +137,7 @@ class ImagesMixin:
         query = {}
         if storage_id is not None:
             query["sr_id"], _sr = self._storage(storage_id)
-        head = read_exactly(stream, min(TAR_HEADER_SIZE, length))
+        head = base.read_exactly(stream, min(TAR_HEADER_SIZE, length))
         check_xva(head)
 
         task_ref = self._create_task("import")
@@ -223,7 +210,7 @@ class ImagesMixin:
                 sent += len(data)
                 if sent >= length:
                     break
-                data = read_exactly(stream, min(CHUNK_SIZE, length - sent))
+                data = base.read_exactly(stream, min(CHUNK_SIZE, length - sent))
             if sent < length:
                 raise errors.InvalidArguments(
                     "the image ended after %d of %d bytes" % (sent, length))
