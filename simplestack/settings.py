@@ -9,7 +9,9 @@ Hypervisor types are declared in ``simplestack.hypervisors``, one per line::
 The right-hand side is a dotted path to an adapter class, or the name of an
 entry point in the ``simplestack.adapters`` group (how third-party adapters
 plug in). Every setting named ``simplestack.hypervisor.<type>.<key>`` is
-handed to that type's adapter as ``<key>``; the adapter validates them.
+handed to that type's adapter as ``<key>``; the adapter validates them,
+except the keys of :data:`TYPE_DEFAULTS`, which the service itself reads
+for every type (whatever its adapter) and keeps in ``HypervisorType.service``.
 """
 
 import importlib.metadata
@@ -37,13 +39,28 @@ DEFAULTS = {
 }
 
 
-class HypervisorType:
-    """A configured hypervisor type: its adapter class and parsed settings."""
+#: Settings that the service reads for each hypervisor type, whatever its
+#: adapter, as ``simplestack.hypervisor.<type>.<key>``, with their defaults.
+TYPE_DEFAULTS = {}
 
-    def __init__(self, name, adapter_class, config):
+#: How to convert each of :data:`TYPE_DEFAULTS`: a function of
+#: (type name, key, raw string) returning the value, or raising ValueError
+#: with a message that names the setting.
+TYPE_PARSERS = {}
+
+
+class HypervisorType:
+    """A configured hypervisor type: its adapter class and parsed settings.
+
+    ``config`` is what the adapter's ``parse_settings`` returned;
+    ``service`` holds the parsed values of :data:`TYPE_DEFAULTS`.
+    """
+
+    def __init__(self, name, adapter_class, config, service=None):
         self.name = name
         self.adapter_class = adapter_class
         self.config = config
+        self.service = service if service is not None else {}
 
     def __repr__(self):
         return "HypervisorType(%r, %s)" % (
@@ -110,6 +127,17 @@ def _parse_hypervisor_lines(raw):
     return declared
 
 
+def _parse_type_service_settings(type_name, type_settings):
+    """Remove the service's own keys from ``type_settings`` and return them
+    parsed, with defaults applied."""
+    service = {}
+    for key, default in TYPE_DEFAULTS.items():
+        raw = type_settings.pop(key, default)
+        parse = TYPE_PARSERS.get(key)
+        service[key] = parse(type_name, key, raw) if parse else raw
+    return service
+
+
 def parse_settings(raw_settings):
     """Return the settings with defaults applied and values converted.
 
@@ -133,8 +161,10 @@ def parse_settings(raw_settings):
             for key, value in settings.items()
             if key.startswith(prefix)
         }
+        service = _parse_type_service_settings(name, type_settings)
         config = adapter_class.parse_settings(name, type_settings)
-        hypervisor_types[name] = HypervisorType(name, adapter_class, config)
+        hypervisor_types[name] = HypervisorType(
+            name, adapter_class, config, service)
 
     # Settings for a type that was not declared are most likely a typo.
     for key in settings:

@@ -12,7 +12,7 @@ import logging
 import colander
 
 from simplestack import errors, schemas
-from simplestack.resources import close_adapter
+from simplestack.resources.host import close_adapter
 from simplestack.streams import stream_slots
 from simplestack.validation import (
     read_json_body, single_query_values, validate_json)
