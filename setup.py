@@ -8,6 +8,12 @@ requires = [
     "waitress==3.0.2",
     "PasteDeploy>=3.1",
     "plaster_pastedeploy>=1.0",
+    # production.ini serves with gunicorn's threaded workers.
+    "gunicorn==27.0.1",
+    # /metrics, shared between gunicorn worker processes.
+    "prometheus_client==0.26.0",
+    # The static assets of the /docs page.
+    "swagger-ui-bundle==1.1.0",
 ]
 
 extras = {
@@ -22,6 +28,8 @@ extras = {
         "pytest==9.2.0",
         "WebTest==3.0.7",
         "openapi-spec-validator==0.9.0",
+        # Requests generated from the OpenAPI document.
+        "schemathesis==4.32.5",
         # The XAPI simulator's tests drive it with the real SDK; trustme
         # makes the development CA that the simulators' TLS uses.
         "XenAPI==26.21.1",
