@@ -17,9 +17,11 @@ def free_port():
 
 
 class Server:
-    """``pserve testing.ini`` on a free loopback port, its log in a file."""
+    """``pserve testing.ini`` (or ``ini_path``) on a free loopback port,
+    its log in a file."""
 
-    def __init__(self, log_path):
+    def __init__(self, log_path, ini_path=TESTING_INI):
+        self.ini_path = ini_path
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         self.log_path = log_path
@@ -29,7 +31,7 @@ class Server:
         pserve = os.path.join(os.path.dirname(sys.executable), "pserve")
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
-            [pserve, TESTING_INI, "http_port=%d" % self.port],
+            [pserve, self.ini_path, "http_port=%d" % self.port],
             cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
