@@ -8,6 +8,7 @@ errors to stderr.
 import libvirt
 
 from simplestack import errors
+from simplestack.adapters.libvirt import description_cache
 from simplestack.adapters.libvirt.constants import DRIVER_GAPS
 
 # libvirt error code -> simplestack error class. Codes missing here become
@@ -57,6 +58,26 @@ MISSING_DRIVER_CODES = frozenset((
     libvirt.VIR_ERR_CONFIG_UNSUPPORTED,
 ))
 
+# Binding methods that change no domain definition and no volume size, so
+# they keep the cached definitions (see description_cache). Every other
+# call on a domain, snapshot, connection, pool or volume drops entries.
+READ_ONLY_METHODS = frozenset((
+    "DHCPLeases", "ID", "OSType", "UUIDString", "XMLDesc", "blockInfo",
+    "domainListGetStats", "getAllDomainStats", "getCapabilities",
+    "getFreeMemory", "getHostname", "getInfo", "getLibVersion",
+    "getMaxVcpus", "getName", "getParent", "getType", "getVersion",
+    "getXMLDesc", "hasCurrentSnapshot", "hasMetadata", "info", "infoFlags",
+    "isActive", "isAlive", "isCurrent", "isPersistent", "listAllChildren",
+    "listAllDomains", "listAllNetworks", "listAllSnapshots",
+    "listAllStoragePools", "listAllVolumes", "listVolumes", "lookupByName",
+    "lookupByUUIDString", "metadata", "name", "networkLookupByName",
+    "networkLookupByUUIDString", "newStream", "path", "setKeepAlive",
+    "snapshotCurrent", "snapshotLookupByName", "state",
+    "storagePoolLookupByName", "storagePoolLookupByUUIDString",
+    "storagePoolLookupByVolume", "storageVolLookupByKey",
+    "storageVolLookupByName", "storageVolLookupByPath",
+))
+
 ERROR_CODE_NAMES = {
     value: name for name, value in vars(libvirt).items()
     if name.startswith("VIR_ERR_") and isinstance(value, int)
@@ -88,10 +109,41 @@ class CallsMixin:
         network the call acts on.
         """
         self.calls += 1
+        result = None
         try:
-            return function(*args)
+            result = function(*args)
+            return result
         except libvirt.libvirtError as error:
             raise self._translate_error(error, domain) from error
+        finally:
+            if getattr(function, "__name__", None) not in READ_ONLY_METHODS:
+                self._invalidate_descriptions(function, result)
+
+    def _invalidate_descriptions(self, function, result):
+        """Drop the cached definitions that a call to ``function`` may have
+        changed, whether or not it succeeded."""
+        owner = getattr(function, "__self__", None)
+        uri = self._description_cache_uri()
+        cache = description_cache.descriptions
+        if isinstance(owner, libvirt.virDomain):
+            cache.invalidate(uri, owner.UUIDString())
+        elif isinstance(owner, libvirt.virDomainSnapshot):
+            cache.invalidate(uri, owner.getDomain().UUIDString())
+        elif isinstance(owner, libvirt.virConnect) and isinstance(
+                result, libvirt.virDomain):
+            cache.invalidate(uri, result.UUIDString())
+        elif isinstance(owner, (libvirt.virConnect, libvirt.virStoragePool,
+                                libvirt.virStorageVol)):
+            # Pools and volumes hold the disk sizes of the cached entries.
+            cache.invalidate(uri)
+        # Networks and streams change no domain definition.
+
+    def _description_cache_uri(self):
+        """Return the key of this adapter's hypervisor in the caches."""
+        uri = getattr(self, "_cache_uri", None)
+        if uri is None:
+            uri = self._cache_uri = self._uri()[0]
+        return uri
 
     def _translate_error(self, error, domain=None):
         code = error.get_error_code()

@@ -2,7 +2,9 @@
 
 A record combines the domain XML, the domain state, the disk sizes and the
 DHCP leases. ``list_guests`` fetches the states in bulk, and on QEMU the
-disk sizes too.
+vCPUs, memory and disk sizes too. It takes the domain XML from the
+process-wide cache in description_cache, so that its calls do not grow with
+the number of guests. ``get_guest`` reads the XML afresh.
 """
 
 import logging
@@ -10,6 +12,7 @@ import logging
 import libvirt
 
 from simplestack import errors
+from simplestack.adapters.libvirt import description_cache
 from simplestack.adapters.libvirt.constants import (
     DRIVER_GAPS, GIB, KIB, STATE_MAP)
 
@@ -59,13 +62,7 @@ class GuestRecordsMixin:
         driver's block info is a fixed fake, so there a disk costs a volume
         lookup and a volume info call instead.
         """
-        sizes = {}
-        if block_stats:
-            for index in range(block_stats.get("block.count", 0)):
-                name = block_stats.get("block.%d.name" % index)
-                capacity = block_stats.get("block.%d.capacity" % index)
-                if name and capacity is not None:
-                    sizes[name] = capacity
+        sizes = _stats_capacities(block_stats or {})
         for disk in description.disks:
             if disk.target in sizes or not disk.target:
                 continue
@@ -92,16 +89,23 @@ class GuestRecordsMixin:
             return 0
 
     def _leases(self, network_names):
-        """Map MAC -> IPv4 address from the DHCP leases of the networks."""
-        if DRIVER_GAPS[self.driver].get("dhcp_leases"):
+        """Map MAC -> IPv4 address from the DHCP leases of the networks.
+
+        One listing of the active networks, then one DHCPLeases call per
+        named network. A name that is no active network (a bridge) is
+        skipped.
+        """
+        if DRIVER_GAPS[self.driver].get("dhcp_leases") or not network_names:
             return {}
+        active = {network.name(): network for network in self._call(
+            self.conn.listAllNetworks,
+            libvirt.VIR_CONNECT_LIST_NETWORKS_ACTIVE)}
         leases = {}
         for name in sorted(network_names):
+            if name not in active:
+                continue
             try:
-                network = self._call(self.conn.networkLookupByName, name)
-                if not self._call(network.isActive):
-                    continue
-                entries = self._call(network.DHCPLeases)
+                entries = self._call(active[name].DHCPLeases)
             except (errors.EntityNotFound, errors.FeatureNotImplemented):
                 continue
             for entry in entries:
@@ -111,7 +115,10 @@ class GuestRecordsMixin:
 
     def _stats_groups(self):
         if self.driver == "qemu":
-            return libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_BLOCK
+            return (libvirt.VIR_DOMAIN_STATS_STATE
+                    | libvirt.VIR_DOMAIN_STATS_VCPU
+                    | libvirt.VIR_DOMAIN_STATS_BALLOON
+                    | libvirt.VIR_DOMAIN_STATS_BLOCK)
         if self.driver == "test":
             return libvirt.VIR_DOMAIN_STATS_STATE
         # LXC has no getAllDomainStats in libvirt 9.0.
@@ -133,83 +140,138 @@ class GuestRecordsMixin:
         leases = self._leases({interface.network for interface
                                in description.interfaces
                                if interface.network})
-        hostname = self._hostname() if state != "STOPPED" else None
+        hostname = self._cached_hostname() if state != "STOPPED" else None
         return self._guest_record(description, state, sizes, leases,
                                   hostname)
 
     def list_guests(self):
-        domains = self._call(self.conn.listAllDomains, 0)
-        if not domains:
-            return []
+        uri = self._description_cache_uri()
+        cache = description_cache.descriptions
+        generation = cache.generation(uri)
+        listing = self._list_with_stats()
+        cache.retain(uri, {domain.UUIDString() for domain, _ in listing})
 
-        states, block_stats = self._bulk_states(domains)
+        entries = {}
+        for domain, stats in listing:
+            key = domain.UUIDString()
+            fingerprint = _fingerprint(domain, stats)
+            entry = cache.get(uri, key, fingerprint)
+            if entry is None:
+                try:
+                    entry = self._read_description(domain, stats, fingerprint)
+                except errors.EntityNotFound:
+                    continue  # deleted since the listing
+                cache.put(uri, key, entry, generation)
+            entries[key] = entry
 
-        # NOTE: libvirt 9.0 has no bulk call for domain XML, so this costs
-        # one XMLDesc per guest. Only the XML has the MACs (for the IP) and
-        # the device kinds (CD-ROMs are not in hdd), and on the test and
-        # LXC drivers also the vCPU and memory figures.
-        descriptions = {}
-        for domain in domains:
-            try:
-                descriptions[domain.UUIDString()] = self._describe(domain)
-            except errors.EntityNotFound:
-                continue  # deleted since listAllDomains
-
+        states = self._states_of(listing)
         network_names = {interface.network
-                         for description in descriptions.values()
-                         for interface in description.interfaces
+                         for entry in entries.values()
+                         for interface in entry.description.interfaces
                          if interface.network}
         leases = self._leases(network_names)
         hostname = None
-        if any(state != "STOPPED" for state in states.values()):
-            hostname = self._hostname()
+        if any(states.get(key) != "STOPPED" for key in entries):
+            hostname = self._cached_hostname()
 
         records = []
-        for domain in domains:
+        for domain, stats in listing:
             key = domain.UUIDString()
-            if key not in descriptions or key not in states:
+            if key not in entries or key not in states:
                 continue
-            description = descriptions[key]
-            try:
-                sizes = self._disk_sizes(domain, description,
-                                         block_stats.get(key))
-            except errors.EntityNotFound:
-                continue  # deleted since listAllDomains
+            entry = entries[key]
+            sizes = dict(entry.disk_sizes)
+            sizes.update(_stats_capacities(stats))
             records.append(self._guest_record(
-                description, states[key], sizes, leases, hostname))
+                entry.description, states[key], sizes, leases, hostname))
         records.sort(key=lambda record: record["id"])
         return records
 
-    def _bulk_states(self, domains):
-        """Return ({uuid: API state}, {uuid: block stats}) for ``domains``."""
-        states = {}
-        block_stats = {}
+    def _list_with_stats(self):
+        """Return [(virDomain, stats)] for every domain in one or two calls.
+
+        UUIDString, name and ID of the returned virDomain objects are read
+        from the listing and make no further call to libvirt.
+        """
         groups = self._stats_groups()
         if groups:
-            for domain, stats in self._call(self.conn.getAllDomainStats,
-                                            groups, 0):
-                key = domain.UUIDString()
-                states[key] = STATE_MAP.get(stats.get("state.state"),
-                                            "UNKNOWN")
-                block_stats[key] = stats
-        else:
-            # Without bulk stats, list by state: three calls whatever the
-            # number of guests.
-            for flag, state in (
-                    (libvirt.VIR_CONNECT_LIST_DOMAINS_RUNNING, "STARTED"),
-                    (libvirt.VIR_CONNECT_LIST_DOMAINS_PAUSED, "PAUSED"),
-                    (libvirt.VIR_CONNECT_LIST_DOMAINS_SHUTOFF, "STOPPED")):
-                for domain in self._call(self.conn.listAllDomains, flag):
-                    states[domain.UUIDString()] = state
-        # Guests in rarer states (blocked, shutting down, crashed,
-        # pmsuspended) or defined since the first listing: one call each.
-        for domain in domains:
-            if domain.UUIDString() not in states:
+            return self._call(self.conn.getAllDomainStats, groups, 0)
+        # LXC has no getAllDomainStats in libvirt 9.0. The running ones
+        # come from a second listing, see _states_of.
+        domains = self._call(self.conn.listAllDomains, 0)
+        running = {domain.UUIDString() for domain in self._call(
+            self.conn.listAllDomains,
+            libvirt.VIR_CONNECT_LIST_DOMAINS_RUNNING)}
+        return [(domain, {"state.state": libvirt.VIR_DOMAIN_RUNNING}
+                 if domain.UUIDString() in running else {})
+                for domain in domains]
+
+    def _states_of(self, listing):
+        """Map UUID -> API state for the domains of ``listing``.
+
+        Without a state in the stats, an inactive domain (ID -1) is
+        STOPPED, and an active domain that is not running (paused, shutting
+        down, crashed) costs one state call.
+        """
+        states = {}
+        for domain, stats in listing:
+            key = domain.UUIDString()
+            if "state.state" in stats:
+                states[key] = STATE_MAP.get(stats["state.state"], "UNKNOWN")
+            elif domain.ID() == -1:
+                states[key] = "STOPPED"
+            else:
                 try:
-                    states[domain.UUIDString()] = self._state(domain)
+                    states[key] = self._state(domain)
                 except errors.EntityNotFound:
-                    continue  # deleted since listAllDomains
-        return states, block_stats
+                    continue  # deleted since the listing
+        return states
+
+    def _read_description(self, domain, stats, fingerprint):
+        """Read the domain's XML and the disk sizes that ``stats`` lacks."""
+        description = self._describe(domain)
+        sizes = self._disk_sizes(domain, description, stats)
+        return description_cache.CachedDescription(
+            fingerprint, description_cache.descriptions.clock(),
+            description, sizes)
+
+    def _cached_hostname(self):
+        uri = self._description_cache_uri()
+        hostname = description_cache.descriptions.hostname(uri)
+        if hostname is None:
+            hostname = self._hostname()
+            description_cache.descriptions.store_hostname(uri, hostname)
+        return hostname
 
     def get_guest(self, guest_id):
         return self._guest_from_domain(self._domain(guest_id))
+
+
+# Bulk statistics whose change means the domain's definition may have
+# changed. The test driver's statistics contain the state only.
+FINGERPRINT_STATS = ("state.state", "vcpu.current", "vcpu.maximum",
+                     "balloon.maximum", "block.count")
+
+
+def _fingerprint(domain, stats):
+    """Return the bulk stats that reflect the domain's definition.
+
+    The domain ID changes on every start, which also rewrites the live XML.
+    """
+    parts = [domain.ID()]
+    parts.extend(stats.get(name) for name in FINGERPRINT_STATS)
+    for index in range(stats.get("block.count", 0)):
+        parts.append(stats.get("block.%d.name" % index))
+        parts.append(stats.get("block.%d.path" % index))
+    return tuple(parts)
+
+
+def _stats_capacities(stats):
+    """Map target device -> capacity in bytes from a domain's block stats."""
+    capacities = {}
+    for index in range(stats.get("block.count", 0)):
+        name = stats.get("block.%d.name" % index)
+        capacity = stats.get("block.%d.capacity" % index)
+        if name and capacity is not None:
+            capacities[name] = capacity
+    return capacities

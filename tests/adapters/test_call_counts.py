@@ -1,0 +1,145 @@
+"""Calls into libvirt of the guest list on seeded test driver files.
+
+The list reads each domain's XML once and keeps it (see
+simplestack.adapters.libvirt.description_cache), so from the second list on
+its cost does not depend on the number of guests.
+"""
+
+import libvirt
+
+from simplestack.adapters.libvirt import LibvirtAdapter, description_cache
+from tests.libvirt_fixtures import TEST_CREDENTIALS
+
+
+TEST_NAMESPACE = "http://libvirt.org/schemas/domain/test/1.0"
+
+
+def _seed_file(path, count):
+    """Write a test driver file of ``count`` guests: even ones running,
+    odd ones shut off (run state 5)."""
+    domains = "".join(
+        "<domain type='test' xmlns:test='%s'><name>sstest-count-%04d</name>"
+        "<test:runstate>%d</test:runstate>"
+        "<memory>65536</memory><vcpu>1</vcpu><os><type>hvm</type></os>"
+        "<devices><disk type='file' device='disk'>"
+        "<source file='/sstest/disk-%04d.img'/><target dev='vda'/></disk>"
+        "<disk type='file' device='cdrom'><target dev='sda'/></disk>"
+        "<interface type='network'><mac address='52:54:00:01:%02x:%02x'/>"
+        "<source network='default'/></interface></devices></domain>"
+        % (TEST_NAMESPACE, index, 1 + 4 * (index % 2), index,
+           index // 256, index % 256) for index in range(count))
+    network = ("<network><name>default</name><bridge name='sstestbr0'/>"
+               "</network>")
+    path.write_text("<node>%s%s</node>" % (network, domains))
+
+
+def _adapter(tmp_path, count):
+    seed = tmp_path / ("sstest-count-%d.xml" % count)
+    _seed_file(seed, count)
+    config = LibvirtAdapter.parse_settings(
+        "test", {"driver": "test", "hosts": "seeded=%s" % seed})
+    adapter = LibvirtAdapter("test", "seeded", TEST_CREDENTIALS, config)
+    adapter.open()
+    return adapter
+
+
+def _stopped_guest(adapter):
+    return next(record["id"] for record in adapter.list_guests()
+                if record["state"] == "STOPPED")
+
+
+def _list_calls(adapter):
+    before = adapter.calls
+    guests = adapter.list_guests()
+    return adapter.calls - before, guests
+
+
+def test_list_calls_same_at_10_and_100(tmp_path):
+    counts = {}
+    for count in (10, 100):
+        adapter = _adapter(tmp_path, count)
+        try:
+            _list_calls(adapter)
+            counts[count], guests = _list_calls(adapter)
+        finally:
+            adapter.close()
+        assert len(guests) == count
+
+    assert counts[10] == counts[100]
+    assert counts[100] <= 3
+
+
+def test_first_list_reads_each_xml_once(tmp_path):
+    adapter = _adapter(tmp_path, 100)
+    try:
+        calls, guests = _list_calls(adapter)
+    finally:
+        adapter.close()
+
+    assert len(guests) == 100
+    # getAllDomainStats and getHostname, then per guest one XMLDesc, one
+    # storageVolLookupByPath that finds no volume at the disk's path and
+    # one blockInfo.
+    assert calls == 2 + 3 * 100
+
+
+def test_cached_list_equals_get(tmp_path):
+    adapter = _adapter(tmp_path, 10)
+    try:
+        adapter.list_guests()
+        listed = adapter.list_guests()
+        fresh = [adapter.get_guest(record["id"]) for record in listed]
+    finally:
+        adapter.close()
+
+    assert listed == fresh
+
+
+def test_list_shows_update_at_once(tmp_path):
+    adapter = _adapter(tmp_path, 10)
+    try:
+        guest_id = _stopped_guest(adapter)
+        adapter.update_guest(guest_id, {"cpus": 2, "memory": 128})
+        listed = {record["id"]: record for record in adapter.list_guests()}
+    finally:
+        adapter.close()
+
+    assert listed[guest_id]["cpus"] == 2
+    assert listed[guest_id]["memory"] == 128
+
+
+def test_list_shows_start_and_delete(tmp_path):
+    adapter = _adapter(tmp_path, 10)
+    try:
+        first = _stopped_guest(adapter)
+        second = next(record["id"] for record in adapter.list_guests()
+                      if record["id"] != first)
+        adapter.set_power(first, "start")
+        adapter.delete_guest(second)
+        listed = {record["id"]: record for record in adapter.list_guests()}
+    finally:
+        adapter.close()
+
+    assert listed[first]["state"] == "STARTED"
+    assert listed[first]["host"] is not None
+    assert second not in listed
+
+
+def test_outside_change_shows_after_max_age(tmp_path, monkeypatch):
+    adapter = _adapter(tmp_path, 10)
+    try:
+        guest_id = _stopped_guest(adapter)
+        # A change through the binding itself, past the adapter's
+        # invalidation, as virsh on the same host would make it.
+        domain = adapter.conn.lookupByUUIDString(guest_id)
+        domain.setVcpusFlags(2, libvirt.VIR_DOMAIN_AFFECT_CONFIG
+                             | libvirt.VIR_DOMAIN_VCPU_MAXIMUM)
+        domain.setVcpusFlags(2, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+        cached = {record["id"]: record for record in adapter.list_guests()}
+        monkeypatch.setattr(description_cache.descriptions, "max_age", 0.0)
+        expired = {record["id"]: record for record in adapter.list_guests()}
+    finally:
+        adapter.close()
+
+    assert cached[guest_id]["cpus"] == 1
+    assert expired[guest_id]["cpus"] == 2
