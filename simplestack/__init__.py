@@ -4,6 +4,7 @@ import logging
 
 from pyramid.config import Configurator
 
+from simplestack.metrics import configure_metrics
 from simplestack.resources import root_factory
 from simplestack.responses import response_factory
 from simplestack.settings import parse_settings
@@ -23,7 +24,11 @@ def main(global_config, **raw_settings):
         # name the part of the path that is unknown.
         config.set_root_factory(root_factory)
         config.add_tween("simplestack.tweens.request_summary_tween_factory")
+        # Before the scan: the services' "/{hypervisor}/{host}" route would
+        # otherwise match "/docs/init.js" first.
+        config.include("simplestack.views.operations")
         config.scan("simplestack.views")
+        config.registry.simplestack_metrics = configure_metrics(settings)
         config.registry.simplestack_stream_slots = StreamSlots(
             settings["simplestack.max_concurrent_streams"])
         app = config.make_wsgi_app()

@@ -12,7 +12,7 @@ from cornice import Service
 
 from simplestack import schemas
 from simplestack.validation import list_query_schema, list_query_validator
-from simplestack.views import RESPONSES
+from simplestack.views import HOST_PATH, RESPONSES
 from simplestack.views.imports import (
     import_validator, json_or_import_validator)
 
@@ -141,7 +141,7 @@ def _operation(service, method, args):
         operation["parameters"].append({
             "name": name, "in": "path", "required": True,
             "schema": {"type": "string"}})
-    if service.path != "/":
+    if service.path.startswith(HOST_PATH):
         operation["parameters"].append(TOKEN_PARAMETER)
 
     validators = args.get("validators", ())
@@ -175,7 +175,7 @@ def _operation(service, method, args):
         success["content"] = {"application/json": {
             "schema": node_to_json_schema(schema_factory())}}
     operation["responses"][str(status)] = success
-    if service.path != "/":
+    if service.path.startswith(HOST_PATH):
         for code, text in sorted(error_statuses.items()):
             operation["responses"][code] = {
                 "description": text,

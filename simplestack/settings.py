@@ -36,6 +36,9 @@ DEFAULTS = {
     # keep this below the server's thread count: the rest stay free for
     # other requests, and a stream over the limit gets a 503 response.
     "simplestack.max_concurrent_streams": "4",
+    # Directory of prometheus_client's multiprocess metric files; empty:
+    # PROMETHEUS_MULTIPROC_DIR, else metrics of this process only.
+    "simplestack.metrics_dir": "",
 }
 
 

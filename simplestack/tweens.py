@@ -1,4 +1,5 @@
-"""The request tween: a request id and one summary log line per request."""
+"""The request tween: a request id, one summary log line and the metrics
+of each request."""
 
 import logging
 import re
@@ -42,8 +43,30 @@ def safe_path(request):
         "latin-1", "replace").decode("utf-8", "replace")
 
 
+def hypervisor_of(path, hypervisor_types):
+    """Return the hypervisor type named by ``path``, or "-" for none.
+
+    Only a configured type name is reported as such, because the path is
+    the caller's text and becomes a log field and a metric label.
+    """
+    parts = path.split("/")
+    hypervisor = parts[1] if len(parts) > 2 else "-"
+    return hypervisor if hypervisor in hypervisor_types else "-"
+
+
+def endpoint_of(request):
+    """Return the route pattern that matched, or "-" when none did.
+
+    Metrics use the pattern, never the path, so ids in paths do not
+    create a label value each.
+    """
+    route = getattr(request, "matched_route", None)
+    return route.pattern if route is not None else "-"
+
+
 def request_summary_tween_factory(handler, registry):
     hypervisor_types = registry.settings["simplestack.hypervisor_types"]
+    metrics = registry.simplestack_metrics
 
     def request_summary_tween(request):
         request_id = request_id_of(request)
@@ -51,6 +74,8 @@ def request_summary_tween_factory(handler, registry):
         started = time.monotonic()
         status = 500
         path = safe_path(request)
+        hypervisor = hypervisor_of(path, hypervisor_types)
+        metrics.request_started(hypervisor)
         try:
             response = undecodable_url_response(request) or handler(request)
             status = response.status_int
@@ -61,17 +86,26 @@ def request_summary_tween_factory(handler, registry):
             if host_context is not None:
                 host_context.release(request)
             adapter = request.environ.get("simplestack.adapter")
-            parts = path.split("/")
-            # Only a configured type name is logged as such: the path is
-            # the caller's text.
-            hypervisor = parts[1] if len(parts) > 2 else "-"
-            if hypervisor not in hypervisor_types:
-                hypervisor = "-"
+            hypervisor_calls = adapter.calls if adapter is not None else 0
+            seconds = time.monotonic() - started
+            fields = {
+                "request_id": request_id,
+                "method": request.method,
+                "path": path,
+                "hypervisor": hypervisor,
+                "status": status,
+                "duration_ms": round(seconds * 1000, 1),
+                "hypervisor_calls": hypervisor_calls,
+            }
+            # The text line for people; extra= gives JsonFormatter the same
+            # fields as keys.
             logger.info(
-                "request_id=%s method=%s path=%r hypervisor=%s status=%d "
-                "duration_ms=%.1f hypervisor_calls=%d",
-                request_id, request.method, path, hypervisor, status,
-                (time.monotonic() - started) * 1000,
-                adapter.calls if adapter is not None else 0)
+                "request_id=%(request_id)s method=%(method)s path=%(path)r "
+                "hypervisor=%(hypervisor)s status=%(status)d "
+                "duration_ms=%(duration_ms).1f "
+                "hypervisor_calls=%(hypervisor_calls)d", fields, extra=fields)
+            metrics.request_finished(
+                hypervisor, endpoint_of(request), request.method, status,
+                seconds, hypervisor_calls, getattr(request, "exception", None))
 
     return request_summary_tween

@@ -1,0 +1,139 @@
+"""Prometheus metrics of requests and hypervisor calls, served at /metrics.
+
+One process keeps its metrics in memory. Under several worker processes
+(gunicorn), prometheus_client's multiprocess mode applies: every process
+writes its values to files in one directory, and /metrics sums the files of
+all processes, live or dead, so every worker returns the same totals.
+prometheus_client chooses the mode once, when ``prometheus_client.values``
+is first imported, by whether ``PROMETHEUS_MULTIPROC_DIR`` is set. That is
+why this module imports it only in :func:`configure_metrics`, after setting
+the variable.
+"""
+
+import logging
+import os
+import threading
+
+from simplestack import errors
+
+logger = logging.getLogger(__name__)
+
+MULTIPROCESS_ENVIRONMENT_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+METRICS_DIR_KEY = "simplestack.metrics_dir"
+
+# Seconds. Hypervisor calls range from milliseconds (a guest list) to
+# minutes (a clone, or an adapter's 300 s read timeout).
+DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+                    60, 120, 300, 600)
+
+# Errors that report a failure of the hypervisor, not of the request.
+HYPERVISOR_ERRORS = (
+    errors.HypervisorError, errors.HypervisorUnreachable,
+    errors.HypervisorTimeout, errors.HypervisorAuthenticationFailed)
+
+_metrics = None
+_metrics_lock = threading.Lock()
+
+
+class Metrics:
+    """The service's metrics, one set per process."""
+
+    def __init__(self, multiprocess_dir):
+        import prometheus_client
+
+        self.multiprocess_dir = multiprocess_dir
+        self.registry = prometheus_client.CollectorRegistry()
+        labels = ("hypervisor", "endpoint", "method", "status")
+        self.requests = prometheus_client.Counter(
+            "simplestack_requests",
+            "Requests answered, by hypervisor type, endpoint (the route "
+            "pattern), method and status",
+            labels, registry=self.registry)
+        self.request_duration = prometheus_client.Histogram(
+            "simplestack_request_duration_seconds",
+            "Seconds from request to response headers; a streamed image "
+            "body is not included",
+            labels, buckets=DURATION_BUCKETS, registry=self.registry)
+        # livesum: the sum over live processes only, so the gunicorn hook
+        # removes the values of a worker that exited.
+        self.requests_in_progress = prometheus_client.Gauge(
+            "simplestack_requests_in_progress",
+            "Requests being handled, by hypervisor type",
+            ("hypervisor",), multiprocess_mode="livesum",
+            registry=self.registry)
+        self.hypervisor_calls = prometheus_client.Counter(
+            "simplestack_hypervisor_calls",
+            "Requests sent to hypervisors, by hypervisor type",
+            ("hypervisor",), registry=self.registry)
+        self.hypervisor_errors = prometheus_client.Counter(
+            "simplestack_hypervisor_errors",
+            "Requests that failed because of the hypervisor, by hypervisor "
+            "type and error name",
+            ("hypervisor", "error"), registry=self.registry)
+
+    def request_started(self, hypervisor):
+        self.requests_in_progress.labels(hypervisor).inc()
+
+    def request_finished(self, hypervisor, endpoint, method, status,
+                         seconds, hypervisor_calls, exception):
+        """Record a request whose response has been returned."""
+        self.requests_in_progress.labels(hypervisor).dec()
+        labels = (hypervisor, endpoint, method, str(status))
+        self.requests.labels(*labels).inc()
+        self.request_duration.labels(*labels).observe(seconds)
+        if hypervisor_calls:
+            self.hypervisor_calls.labels(hypervisor).inc(hypervisor_calls)
+        if isinstance(exception, HYPERVISOR_ERRORS):
+            self.hypervisor_errors.labels(hypervisor, exception.name).inc()
+
+    def render(self):
+        """Return the exposition text and its content type."""
+        import prometheus_client
+        from prometheus_client import multiprocess
+
+        registry = self.registry
+        if self.multiprocess_dir:
+            # Read every process's files at each scrape: the metrics
+            # objects of this process hold only its own values.
+            registry = prometheus_client.CollectorRegistry()
+            multiprocess.MultiProcessCollector(
+                registry, path=self.multiprocess_dir)
+        return (prometheus_client.generate_latest(registry),
+                prometheus_client.CONTENT_TYPE_LATEST)
+
+
+def configure_metrics(settings):
+    """Return this process's :class:`Metrics`, creating them on first use.
+
+    ``simplestack.metrics_dir``, or else ``PROMETHEUS_MULTIPROC_DIR``,
+    turns on multiprocess mode. Raises ValueError when prometheus_client
+    was imported before the directory was known, because its mode is then
+    fixed.
+    """
+    global _metrics
+    directory = (settings.get(METRICS_DIR_KEY)
+                 or os.environ.get(MULTIPROCESS_ENVIRONMENT_VARIABLE, ""))
+    with _metrics_lock:
+        if directory:
+            directory = os.path.abspath(directory)
+            os.makedirs(directory, exist_ok=True)
+            os.environ[MULTIPROCESS_ENVIRONMENT_VARIABLE] = directory
+
+        from prometheus_client import values
+
+        if directory and values.ValueClass is values.MutexValue:
+            raise ValueError(
+                "setting %s: prometheus_client was imported before the "
+                "metrics directory was set, so it counts in this process "
+                "only; set %s in the environment before the service starts"
+                % (METRICS_DIR_KEY, MULTIPROCESS_ENVIRONMENT_VARIABLE))
+        if _metrics is None:
+            _metrics = Metrics(directory)
+            logger.info("metrics: %s", "multiprocess mode in %s" % directory
+                        if directory else "this process only")
+        elif _metrics.multiprocess_dir != directory:
+            raise ValueError(
+                "setting %s: this process already writes its metrics to "
+                "%r, not %r" % (METRICS_DIR_KEY, _metrics.multiprocess_dir,
+                                directory))
+        return _metrics
