@@ -1,6 +1,12 @@
 """The settings of a libvirt hypervisor type and their parsing."""
 
+import logging
 import os
+
+from simplestack.adapters.settings_helpers import (
+    parse_boolean, positive_seconds)
+
+logger = logging.getLogger("simplestack.adapters.libvirt")
 
 DRIVERS = ("qemu", "lxc", "test", "hyperv")
 
@@ -12,7 +18,17 @@ DEFAULT_SETTINGS = {
     "storage_pool": "default",
     "network": "",
     "domain_type": "kvm",
+    # Seconds without a keepalive reply before libvirt drops a remote
+    # connection; empty: no keepalive.
     "timeout": "",
+    # Seconds for virConnectOpenAuth on a remote URI, name resolution, TLS
+    # and authentication included.
+    "connect_timeout": "10",
+    # Directory of cacert.pem, clientcert.pem and clientkey.pem for TLS
+    # URIs; empty: libvirt's defaults under /etc/pki.
+    "pkipath": "",
+    # true: accept any server certificate on TLS URIs (no_verify=1).
+    "insecure": "false",
     "hosts": "",
     "container_root": "",
     "container_init": "/sbin/init",
@@ -50,8 +66,53 @@ def _parse_test_hosts(text):
     return hosts
 
 
+def is_tls_uri(uri):
+    """Return whether ``uri`` (a template or a URI) uses libvirt's TLS
+    transport, the default of remote URIs without a ``+transport``."""
+    scheme, _, rest = uri.partition(":")
+    driver, _, transport = scheme.partition("+")
+    if driver not in ("qemu", "lxc"):
+        # Hyper-V and ESX URIs use their own HTTPS transports.
+        return False
+    if transport:
+        return transport == "tls"
+    # "qemu://host/system" is remote over TLS; "qemu:///system" is local.
+    return rest.startswith("//") and not rest.startswith("///")
+
+
+def _parse_tls_settings(config, type_name):
+    config["insecure"] = parse_boolean(config, "insecure", type_name)
+    tls = is_tls_uri(config["uri_template"])
+    if (config["pkipath"] or config["insecure"]) and not tls:
+        raise ValueError(
+            "pkipath and insecure for %s apply to TLS URIs only, and "
+            "uri_template %r is not one" % (type_name, config["uri_template"]))
+    if config["pkipath"] and config["insecure"]:
+        raise ValueError("pkipath and insecure are both set for %s; set "
+                         "only one" % type_name)
+    if config["pkipath"] and not os.path.isabs(config["pkipath"]):
+        raise ValueError("pkipath: %r for %s is not an absolute path"
+                         % (config["pkipath"], type_name))
+    if config["insecure"]:
+        logger.warning(
+            "hypervisor type %s: insecure = true, so the service accepts "
+            "any TLS certificate from libvirt hosts", type_name)
+
+
 class SettingsMixin:
-    """The ``parse_settings`` class method of LibvirtAdapter."""
+    """The class methods of LibvirtAdapter that read its settings."""
+
+    @classmethod
+    def reaches_network_host(cls, config):
+        """Return whether the URL host names a host to connect to.
+
+        The test driver runs in this process and takes the URL host as the
+        name of one of its own fixtures, so the host allow-list does not
+        apply to it. Every other driver connects to the URL host, or to the
+        local libvirtd for the names in ``local_hosts``, which therefore
+        need allow-list entries too.
+        """
+        return config["driver"] != "test"
 
     @classmethod
     def parse_settings(cls, type_name, settings):
@@ -93,6 +154,10 @@ class SettingsMixin:
                                  % (timeout, type_name))
         else:
             config["timeout"] = None
+
+        config["connect_timeout"] = positive_seconds(
+            config, "connect_timeout", type_name)
+        _parse_tls_settings(config, type_name)
 
         config["hosts"] = _parse_test_hosts(config["hosts"])
         if config["hosts"] and driver != "test":

@@ -15,6 +15,8 @@ DEFAULT_SETTINGS = {
     "ca_bundle": "",
     # true: accept any certificate. Logged at start-up and per connection.
     "insecure": "false",
+    # Seconds to resolve the host name, which socket timeouts do not bound.
+    "resolve_timeout": "5",
     # Seconds to open a connection (TCP and TLS) and to wait for a reply.
     "connect_timeout": "10",
     "read_timeout": "300",
@@ -41,7 +43,8 @@ class SettingsMixin:
                                 type_name)
 
         config["insecure"] = parse_boolean(config, "insecure", type_name)
-        for key in ("connect_timeout", "read_timeout", "task_timeout"):
+        for key in ("resolve_timeout", "connect_timeout", "read_timeout",
+                    "task_timeout"):
             config[key] = positive_seconds(config, key, type_name)
         if not config["guest_os"]:
             raise ValueError("guest_os: empty for %s" % type_name)

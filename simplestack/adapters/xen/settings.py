@@ -19,6 +19,8 @@ DEFAULT_SETTINGS = {
     "ca_bundle": "",
     # true: accept any certificate. Logged at start-up and per connection.
     "insecure": "false",
+    # Seconds to resolve the host name, which socket timeouts do not bound.
+    "resolve_timeout": "5",
     # Seconds to open a connection (TCP and TLS) and to wait for a reply.
     "connect_timeout": "10",
     "read_timeout": "300",
@@ -41,7 +43,7 @@ class SettingsMixin:
             raise ValueError("scheme: invalid value %r for %s; expected "
                              "https or http" % (config["scheme"], type_name))
         config["insecure"] = parse_boolean(config, "insecure", type_name)
-        for key in ("connect_timeout", "read_timeout"):
+        for key in ("resolve_timeout", "connect_timeout", "read_timeout"):
             config[key] = positive_seconds(config, key, type_name)
         if not config["originator"]:
             raise ValueError("originator: empty for %s; XAPI counts "

@@ -10,7 +10,8 @@ import os
 import threading
 import xmlrpc.client
 
-from simplestack.adapters.tls import create_tls_context
+from simplestack.adapters.tls import (
+    bounded_create_connection, connect_within, create_tls_context)
 
 _contexts = {}
 _contexts_lock = threading.Lock()
@@ -71,21 +72,25 @@ class _TimedConnectionMixin:
     read_timeout = None
 
     def connect(self):
-        super().connect()
+        connect_within(super().connect, self.timeout)
         self.sock.settimeout(self.read_timeout)
 
 
 class TimedHTTPConnection(_TimedConnectionMixin, http.client.HTTPConnection):
-    def __init__(self, host, connect_timeout, read_timeout):
+    def __init__(self, host, connect_timeout, read_timeout,
+                 resolve_timeout):
         super().__init__(host, timeout=connect_timeout)
         self.read_timeout = read_timeout
+        self._create_connection = bounded_create_connection(resolve_timeout)
 
 
 class TimedHTTPSConnection(_TimedConnectionMixin,
                            http.client.HTTPSConnection):
-    def __init__(self, host, connect_timeout, read_timeout, context):
+    def __init__(self, host, connect_timeout, read_timeout, resolve_timeout,
+                 context):
         super().__init__(host, timeout=connect_timeout, context=context)
         self.read_timeout = read_timeout
+        self._create_connection = bounded_create_connection(resolve_timeout)
 
 
 class Endpoint:
@@ -95,6 +100,7 @@ class Endpoint:
         self.host = host
         self.scheme = config["scheme"]
         self.context = context
+        self.resolve_timeout = config["resolve_timeout"]
         self.connect_timeout = config["connect_timeout"]
         self.read_timeout = config["read_timeout"]
 
@@ -110,10 +116,11 @@ class Endpoint:
     def connection(self):
         """Return a new, unopened HTTP(S) connection to the host."""
         if self.scheme == "https":
-            return TimedHTTPSConnection(self.host, self.connect_timeout,
-                                        self.read_timeout, self.context)
+            return TimedHTTPSConnection(
+                self.host, self.connect_timeout, self.read_timeout,
+                self.resolve_timeout, self.context)
         return TimedHTTPConnection(self.host, self.connect_timeout,
-                                   self.read_timeout)
+                                   self.read_timeout, self.resolve_timeout)
 
 
 class XmlRpcTransport(xmlrpc.client.SafeTransport):
