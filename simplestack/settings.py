@@ -19,6 +19,7 @@ import logging
 
 from pyramid.path import DottedNameResolver
 
+from simplestack import access, sessions
 from simplestack.adapters.base import Adapter
 
 logger = logging.getLogger(__name__)
@@ -39,17 +40,31 @@ DEFAULTS = {
     # Directory of prometheus_client's multiprocess metric files; empty:
     # PROMETHEUS_MULTIPROC_DIR, else metrics of this process only.
     "simplestack.metrics_dir": "",
+    # sha256:<hex> digests of the tokens that callers must send in the
+    # x-simplestack-token header, one per line; empty: no caller check.
+    access.CALLER_TOKEN_KEY: "",
 }
 
 
 #: Settings that the service reads for each hypervisor type, whatever its
 #: adapter, as ``simplestack.hypervisor.<type>.<key>``, with their defaults.
-TYPE_DEFAULTS = {}
+TYPE_DEFAULTS = {
+    # Addresses, CIDR networks and host names that requests may name, see
+    # simplestack.access; empty: every host is rejected, unless the
+    # type's adapter reaches no network host.
+    access.ALLOWED_HOSTS_KEY: "",
+    # Session limit per host and optional session reuse; see
+    # simplestack.sessions for what each one means.
+    **sessions.TYPE_DEFAULTS,
+}
 
 #: How to convert each of :data:`TYPE_DEFAULTS`: a function of
 #: (type name, key, raw string) returning the value, or raising ValueError
 #: with a message that names the setting.
-TYPE_PARSERS = {}
+TYPE_PARSERS = {
+    access.ALLOWED_HOSTS_KEY: access.HostAllowList.parse,
+    **sessions.TYPE_PARSERS,
+}
 
 
 class HypervisorType:
@@ -153,6 +168,9 @@ def parse_settings(raw_settings):
         settings, "simplestack.max_json_body_bytes")
     settings["simplestack.max_concurrent_streams"] = _parse_positive_int(
         settings, "simplestack.max_concurrent_streams")
+    settings[access.CALLER_TOKEN_KEY] = access.parse_token_digests(
+        settings[access.CALLER_TOKEN_KEY])
+    access.log_caller_tokens(settings[access.CALLER_TOKEN_KEY])
 
     hypervisor_types = {}
     declared = _parse_hypervisor_lines(settings["simplestack.hypervisors"])
@@ -166,8 +184,14 @@ def parse_settings(raw_settings):
         }
         service = _parse_type_service_settings(name, type_settings)
         config = adapter_class.parse_settings(name, type_settings)
+        if isinstance(config, dict):
+            # For adapters that must check a host they are redirected to,
+            # such as a Xen pool master.
+            config[access.ALLOWED_HOSTS_KEY] = service[
+                access.ALLOWED_HOSTS_KEY]
         hypervisor_types[name] = HypervisorType(
             name, adapter_class, config, service)
+        access.log_allow_list(hypervisor_types[name])
 
     # Settings for a type that was not declared are most likely a typo.
     for key in settings:

@@ -1,10 +1,19 @@
 """The adapter contract: what every hypervisor adapter provides.
 
 An adapter translates the operations of the API into one hypervisor's SDK
-calls. One adapter instance serves one request: it is built by the host
-context with no I/O, connected by :meth:`Adapter.open` on first use, and
+calls. One adapter instance serves one request at a time: it is built by the
+host context with no I/O, connected by :meth:`Adapter.open` on first use, and
 closed by :meth:`Adapter.close` when the request (or the stream it returned)
 ends, on every path, errors included.
+
+With session reuse on (see :mod:`simplestack.sessions`), an adapter whose
+class returns True from :meth:`Adapter.can_reuse_connections` stays open
+after a request whose session is in a known state, that is when
+:meth:`Adapter.connection_reusable` returns True. It then serves a later
+request with the same type, host and credentials, which first calls
+:meth:`Adapter.begin_request`. Such an adapter logs in again, once per
+request, when the hypervisor reports that the session is gone and the
+error proves that the call never ran; then it repeats the call.
 
 Vocabulary
 ----------
@@ -70,7 +79,8 @@ hypervisor unchanged: adapters check arguments first, then act.
 Round trips
 -----------
 ``calls`` counts the requests an adapter sent to its hypervisor since it
-was built; the request log reports it.
+was built or since :meth:`Adapter.begin_request`; the request log reports
+it.
 """
 
 from collections import namedtuple
@@ -176,6 +186,29 @@ class Adapter:
 
     def close(self):
         """Release the connection. Idempotent; never raises."""
+
+    # -- connection reuse ------------------------------------------------------
+
+    @classmethod
+    def can_reuse_connections(cls, config):
+        """Tell whether an open connection of this type may serve several
+        requests, one at a time. False here: an adapter opts in."""
+        return False
+
+    def begin_request(self):
+        """Prepare an open connection from the pool for another request.
+
+        Resets ``calls`` and any other per-request state. Raises as
+        :meth:`open` does when the connection has to be made again and
+        that fails.
+        """
+        self.calls = 0
+
+    def connection_reusable(self):
+        """Tell whether this connection may return to the pool after a
+        request: False once a call failed in a way that leaves the
+        session's state unknown (a timeout, a lost connection)."""
+        return False
 
     # -- helpers for subclasses --------------------------------------------
 
