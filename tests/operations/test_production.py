@@ -132,3 +132,17 @@ def test_stops_cleanly_on_sigterm(tmp_path):
     assert status == 200
     assert server.stop() == 0
     assert "Shutting down: Master" in server.read_log()
+
+
+def test_start_removes_stale_metric_files(tmp_path):
+    server = ProductionServer(str(tmp_path / "gunicorn.log"))
+    os.makedirs(server.metrics_dir)
+    stale = os.path.join(server.metrics_dir, "counter_999999.db")
+    with open(stale, "wb") as metric_file:
+        metric_file.write(b"left by an earlier run")
+    try:
+        server.start()
+        assert not os.path.exists(stale)
+        assert request_counts(scrape(server)) == 0
+    finally:
+        server.stop()
