@@ -7,6 +7,7 @@ keepalive probes.
 
 import logging
 import threading
+import urllib.parse
 
 import libvirt
 
@@ -14,7 +15,7 @@ from simplestack import errors
 from simplestack.adapters.libvirt.calls import (
     AUTH_CODES, CONNECTION_CODES, MISSING_DRIVER_CODES)
 from simplestack.adapters.libvirt.settings import (
-    TEST_DEFAULT_HOST, TEST_DEFAULT_URI)
+    TEST_DEFAULT_HOST, TEST_DEFAULT_URI, is_tls_uri)
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,80 @@ def _shared_test_connection(uri):
             connection = libvirt.open(uri)
             _shared_test_connections[uri] = connection
         return connection
+
+
+# -- bounded opening of remote connections -------------------------------------
+
+class OpenTimeout(Exception):
+    def __init__(self, seconds):
+        super().__init__("no connection within %s s" % seconds)
+        self.seconds = seconds
+
+
+def open_within(uri, auth, timeout):
+    """Return ``libvirt.openAuth(uri, auth, 0)``, or raise OpenTimeout
+    after ``timeout`` seconds.
+
+    virConnectOpenAuth has no timeout of its own: it resolves the name,
+    connects, shakes hands and authenticates for as long as the host lets
+    it. It runs here in a worker thread, which is abandoned when late and
+    closes the connection if it is made after all. The thread ends when
+    the host answers or drops the connection, or when TCP gives up.
+    """
+    lock = threading.Lock()
+    outcome = {}
+    finished = threading.Event()
+
+    def run():
+        try:
+            connection = libvirt.openAuth(uri, auth, 0)
+        except libvirt.libvirtError as error:
+            outcome["error"] = error
+            connection = None
+        with lock:
+            abandoned = outcome.get("abandoned", False)
+            if not abandoned:
+                outcome["connection"] = connection
+            finished.set()
+        if abandoned and connection is not None:
+            logger.info("closing the libvirt connection that opened after "
+                        "its %s s connect timeout", timeout)
+            _close_quietly(connection)
+
+    threading.Thread(target=run, name="libvirt-open", daemon=True).start()
+    finished.wait(timeout)
+    with lock:
+        if not finished.is_set():
+            outcome["abandoned"] = True
+            raise OpenTimeout(timeout)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["connection"]
+
+
+def _close_quietly(connection):
+    try:
+        connection.close()
+    except libvirt.libvirtError as error:
+        logger.warning("closing a late libvirt connection failed: %s",
+                       error.get_error_code())
+
+
+def with_tls_parameters(uri, config):
+    """Return ``uri`` with the ``pkipath`` and ``no_verify`` parameters of
+    the type's TLS settings, for TLS URIs."""
+    if not is_tls_uri(uri):
+        return uri
+    parameters = []
+    if config["pkipath"]:
+        parameters.append(("pkipath", config["pkipath"]))
+    if config["insecure"]:
+        parameters.append(("no_verify", "1"))
+    if not parameters:
+        return uri
+    separator = "&" if "?" in uri else "?"
+    return uri + separator + urllib.parse.urlencode(
+        parameters, safe="/", quote_via=urllib.parse.quote)
 
 
 # -- event loop for keepalive ---------------------------------------------------
@@ -98,7 +173,8 @@ class ConnectionMixin:
         if (self.config["local_uri"]
                 and self._host_without_port() in self.config["local_hosts"]):
             return self.config["local_uri"], False
-        return self.config["uri_template"].format(host=self.host), True
+        uri = self.config["uri_template"].format(host=self.host)
+        return with_tls_parameters(uri, self.config), True
 
     def open(self):
         if self._conn is not None:
@@ -118,11 +194,21 @@ class ConnectionMixin:
                     self._conn = shared
                     self._owns_connection = False
             elif remote:
-                self._conn = libvirt.openAuth(uri, self._auth(), 0)
+                if self.config["insecure"] and is_tls_uri(uri):
+                    logger.warning(
+                        "connecting to libvirt host %s without verifying "
+                        "its TLS certificate (insecure = true)", self.host)
+                self._conn = open_within(uri, self._auth(),
+                                         self.config["connect_timeout"])
             else:
                 self._conn = libvirt.open(uri)
         except libvirt.libvirtError as error:
             raise self._translate_open_error(error, uri) from error
+        except OpenTimeout as error:
+            raise errors.HypervisorTimeout(
+                "%s at %s did not complete the connection within %s s"
+                % (self.hypervisor_name, self.host, error.seconds),
+                original=error) from None
         logger.debug("opened libvirt connection to %s", uri)
         if remote and self.config["timeout"]:
             self._set_keepalive()
@@ -185,3 +271,38 @@ class ConnectionMixin:
         if self._conn is None:
             self.open()
         return self._conn
+
+    # -- reuse across requests (see simplestack.sessions) ---------------------
+
+    @classmethod
+    def can_reuse_connections(cls, config):
+        # The test driver has no login to save, and its connections to one
+        # URI share one in-memory host (the process keeps one open), so a
+        # pool would change nothing but the count of open connections.
+        return config["driver"] != "test"
+
+    def begin_request(self):
+        self.calls = 0
+        if not self._connection_alive():
+            # NOTE: libvirt notices a closed connection only when keepalive
+            # (remote hosts with a timeout) or a call reads from it. A
+            # connection dropped since its last request may still look
+            # alive here, so its first call fails with a 502 and the
+            # connection is not pooled again. Calls are not repeated,
+            # because libvirt cannot prove that a failed call never ran.
+            logger.info("the pooled libvirt connection to %s is closed; "
+                        "connecting again", self.host)
+            self.close()
+            self.open()
+
+    def connection_reusable(self):
+        return self._owns_connection and self._connection_alive()
+
+    def _connection_alive(self):
+        """Ask the binding whether the connection is open; no round trip."""
+        if self._conn is None:
+            return False
+        try:
+            return self._conn.isAlive() == 1
+        except libvirt.libvirtError:
+            return False

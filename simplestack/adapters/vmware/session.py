@@ -11,8 +11,10 @@ import logging
 from pyVmomi import SoapStubAdapter, vim, vmodl
 
 from simplestack import errors
+from simplestack.credentials import redact
 from simplestack.adapters.tls import (
-    load_tls_context, translate_connection_error)
+    bounded_create_connection, connect_within, load_tls_context,
+    translate_connection_error)
 from simplestack.adapters.vmware.constants import API_VERSION, state_of
 from simplestack.adapters.vmware.faults import (
     classify, fault_name, field, public_params)
@@ -40,17 +42,19 @@ def split_host(host):
     return name, int(port)
 
 
-def timed_connection_class(connect_timeout):
-    """Return an HTTPSConnection class that connects within
-    ``connect_timeout`` seconds, then waits up to its ``timeout`` (the
-    read timeout) for each reply."""
+def timed_connection_class(connect_timeout, resolve_timeout):
+    """Return an HTTPSConnection class that resolves the host name within
+    ``resolve_timeout`` seconds and connects within ``connect_timeout``,
+    then waits up to its ``timeout`` (the read timeout) for each reply."""
 
     class TimedHTTPSConnection(http.client.HTTPSConnection):
         def connect(self):
             read_timeout = self.timeout
             self.timeout = connect_timeout
+            self._create_connection = bounded_create_connection(
+                resolve_timeout)
             try:
-                super().connect()
+                connect_within(super().connect, connect_timeout)
             finally:
                 self.timeout = read_timeout
             self.sock.settimeout(read_timeout)
@@ -66,15 +70,37 @@ class CountingStub(SoapStubAdapter):
         self._adapter = adapter
 
     def InvokeMethod(self, mo, info, args, outerStub=None):  # noqa: N802
+        try:
+            return self._invoke(mo, info, args, outerStub)
+        except vim.fault.NotAuthenticated as fault:
+            if not self._adapter.may_renew_session():
+                raise self._adapter.translate_fault(fault, info.wsdlName) \
+                    from fault
+        # vSphere checks the session before it runs a method, so
+        # NotAuthenticated proves that the call never ran.
+        self._adapter.renew_session()
+        try:
+            return self._invoke(mo, info, args, outerStub)
+        except vmodl.MethodFault as fault:
+            raise self._adapter.translate_fault(fault, info.wsdlName) \
+                from fault
+
+    def _invoke(self, mo, info, args, outerStub):  # noqa: N803
+        """Send one call; raise NotAuthenticated as it comes, other
+        errors translated."""
         self._adapter.calls += 1
         try:
             return super().InvokeMethod(mo, info, args, outerStub)
+        except vim.fault.NotAuthenticated:
+            raise
         except vmodl.MethodFault as fault:
             raise self._adapter.translate_fault(fault, info.wsdlName) \
                 from fault
         except errors.SimplestackError:
             raise
         except Exception as error:
+            # The connection's state is unknown: never pool it.
+            self._adapter.connection_failed = True
             translated = self._adapter.translate_transport_error(error)
             if translated is None:
                 raise
@@ -106,7 +132,8 @@ class SessionMixin:
             sslContext=context,
             httpConnectionTimeout=self.config["read_timeout"],
             connectionPoolTimeout=-1)
-        stub.scheme = timed_connection_class(self.config["connect_timeout"])
+        stub.scheme = timed_connection_class(self.config["connect_timeout"],
+                                             self.config["resolve_timeout"])
         self._stub = stub
         try:
             instance = vim.ServiceInstance("ServiceInstance", stub)
@@ -140,6 +167,36 @@ class SessionMixin:
             self.open()
         return self._content
 
+    # -- reuse across requests (see simplestack.sessions) ---------------------
+
+    # True until the session has been renewed once in this request.
+    _renewal_allowed = True
+    # True once a call failed in transport, leaving the session unknown.
+    connection_failed = False
+
+    @classmethod
+    def can_reuse_connections(cls, config):
+        return True
+
+    def begin_request(self):
+        self.calls = 0
+        self._renewal_allowed = True
+
+    def connection_reusable(self):
+        return self._content is not None and not self.connection_failed
+
+    def may_renew_session(self):
+        return self._renewal_allowed and self._content is not None
+
+    def renew_session(self):
+        """Log in again on the same stub, once per request; the server
+        sends a new session cookie, which the stub keeps."""
+        self._renewal_allowed = False
+        logger.info("the session on VMware server %s is gone; logging in "
+                    "again", self.host)
+        username, password = self.credentials
+        self._content.sessionManager.Login(username, password)
+
     @property
     def instance_uuid(self):
         """The server's instance UUID (vCenter), or its host name (ESXi)."""
@@ -152,7 +209,8 @@ class SessionMixin:
         """Return the Simplestack error of a vSphere fault raised by
         ``method`` (a vSphere method name such as "PowerOnVM_Task")."""
         code = fault_name(fault)
-        params = public_params(fault)
+        params = [redact(value, self.credentials)
+                  for value in public_params(fault)]
         error_class = classify(fault)
         summary = code
         if params:

@@ -12,6 +12,8 @@ import xmlrpc.client
 import XenAPI
 
 from simplestack import errors
+from simplestack.access import check_redirect
+from simplestack.credentials import redact
 from simplestack.adapters.tls import (
     load_tls_context, timeout_error, translate_connection_error)
 from simplestack.adapters.xen.constants import STATE_MAP
@@ -47,6 +49,27 @@ def to_wire(value):
     raise TypeError("cannot send a %s to XAPI" % type(value).__name__)
 
 
+class SingleTrySession(XenAPI.Session):
+    """A XenAPI session that raises SESSION_INVALID as a XenAPI.Failure.
+
+    XenAPI.Session (XenAPI 24.x) logs in again and repeats a call, up to
+    three times, when XAPI returns SESSION_INVALID. Those logins escape the
+    adapter's call count, so the adapter decides instead: it renews the
+    session once per request (see SessionMixin._call).
+    """
+
+    def xenapi_request(self, methodname, params):
+        if methodname.startswith("login") or \
+                methodname in ("logout", "session.logout"):
+            return super().xenapi_request(methodname, params)
+        result = getattr(self, methodname)(self._session, *params)
+        if isinstance(result, dict) and result.get("Status") != "Success":
+            description = result.get("ErrorDescription") or []
+            if description[:1] == ["SESSION_INVALID"]:
+                raise XenAPI.Failure(description)
+        return XenAPI.XenAPI._parse_result(result)
+
+
 class SessionMixin:
     """Methods of XenAdapter that hold the XAPI session and call XAPI.
 
@@ -72,11 +95,13 @@ class SessionMixin:
                 raise self._translate_failure(failure, "login") from failure
             # A pool member refers every client to the master, and the
             # master never does: one redirection at most.
-            # NOTE: the master address is not yet checked against an
-            # allow-list, so a member, or a server that claims to be one,
-            # can send the login and its credentials to any host.
-            endpoint = endpoint.moved_to(
-                master_host(self.host, failure.details[1]))
+            master = master_host(self.host, failure.details[1])
+            # NOTE: the master must pass the host allow-list, or a member,
+            # or a server that claims to be one, could draw the credentials
+            # to any host. An adapter built without the service's settings
+            # (no allowed_hosts in its config) follows any redirect.
+            check_redirect(self.config, self.host, master)
+            endpoint = endpoint.moved_to(master)
             logger.info("Xen host %s is a pool member; logging in to its "
                         "master %s", self.host, endpoint.host)
             try:
@@ -94,7 +119,7 @@ class SessionMixin:
         """Return a session logged in at ``endpoint``; raise
         XenAPI.Failure as it comes, other errors translated."""
         transport = XmlRpcTransport(endpoint)
-        session = XenAPI.Session(endpoint.url, transport=transport)
+        session = SingleTrySession(endpoint.url, transport=transport)
         username, password = self.credentials
         self.calls += 1
         try:
@@ -141,25 +166,82 @@ class SessionMixin:
         state can name the guest's current state.
         """
         arguments = [to_wire(argument) for argument in args]
+        try:
+            return self._send(method, arguments)
+        except XenAPI.Failure as failure:
+            if not self._may_renew_session(failure):
+                raise self._translate_failure(failure, method, vm) \
+                    from failure
+        # XAPI checks the session before it runs a call, so SESSION_INVALID
+        # proves that the call never ran and can be sent again.
+        self._renew_session()
+        try:
+            return self._send(method, arguments)
+        except XenAPI.Failure as failure:
+            raise self._translate_failure(failure, method, vm) from failure
+
+    def _send(self, method, arguments):
+        """Send one call; raise XenAPI.Failure as it comes, other errors
+        translated."""
         function = self.session.xenapi
         for part in method.split("."):
             function = getattr(function, part)
         self.calls += 1
         try:
             return function(*arguments)
-        except XenAPI.Failure as failure:
-            raise self._translate_failure(failure, method, vm) from failure
+        except XenAPI.Failure:
+            raise
         except Exception as error:
+            # The connection's state is unknown: never pool it.
+            self._connection_failed = True
             translated = self._translate_transport_error(
                 error, self._endpoint)
             if translated is None:
                 raise
             raise translated from error
 
+    # -- reuse across requests (see simplestack.sessions) ---------------------
+
+    # True until the session has been renewed once in this request.
+    _renewal_allowed = True
+    # True once a call failed in transport, leaving the session unknown.
+    _connection_failed = False
+
+    @classmethod
+    def can_reuse_connections(cls, config):
+        return True
+
+    def begin_request(self):
+        self.calls = 0
+        self._uuids = {}
+        self._renewal_allowed = True
+
+    def connection_reusable(self):
+        return self._session is not None and not self._connection_failed
+
+    def _may_renew_session(self, failure):
+        return (self._renewal_allowed and failure.details[:1]
+                == ["SESSION_INVALID"])
+
+    def _renew_session(self):
+        """Log in again at the same endpoint, once per request."""
+        self._renewal_allowed = False
+        logger.info("the session on Xen host %s is gone; logging in again",
+                    self._endpoint.host)
+        # The logout of a session that XAPI reported gone normally fails;
+        # it is sent anyway, so that a session still alive is not left
+        # open.
+        self.close()
+        try:
+            self._session = self._login(self._endpoint)
+        except XenAPI.Failure as failure:
+            raise self._translate_failure(failure, "login") from failure
+
     def _translate_failure(self, failure, method, vm=None):
         details = [str(item) for item in failure.details] or ["UNKNOWN"]
         code, params = details[0], details[1:]
-        public = public_params(params, self._uuids)
+        public = [redact(value, self.credentials)
+                  for value in public_params(params, self._uuids)]
         error_class = classify(code)
         summary = code
         if public:

@@ -1,0 +1,208 @@
+"""Session reuse and the session limit on the XAPI simulator.
+
+Each test builds its own service from testing.ini with the settings it
+needs, and counts logins and open sessions at the simulator, under the
+service's originator ("simplestack").
+"""
+
+import logging
+import time
+
+import pytest
+
+from simplestack.sessions import sessions_of
+from tests.session_services import client, service
+from tests.simulators.fixtures import xapi_simulator  # noqa: F401
+
+ORIGINATOR = "simplestack"
+MISSING = "00000000-0000-0000-0000-000000000000"
+
+
+def xen_service(simulator, **type_settings):
+    return service("xen", simulator, **type_settings)
+
+
+def logins(simulator):
+    return simulator.stats()["logins"].get(ORIGINATOR, 0)
+
+
+def open_sessions(simulator):
+    return simulator.stats()["sessions"].get(ORIGINATOR, 0)
+
+
+@pytest.fixture
+def simulator(xapi_simulator):
+    xapi_simulator.clear_faults()
+    xapi_simulator.reset_stats()
+    yield xapi_simulator
+    xapi_simulator.clear_faults()
+    xapi_simulator.set_latency(0)
+
+
+@pytest.fixture
+def pooled_app(simulator):
+    app = xen_service(simulator, session_reuse="true")
+    yield app
+    sessions_of(app.registry).close_idle()
+
+
+def guests_path(simulator):
+    return "/xen/%s/guests" % simulator.netloc
+
+
+def test_reuse_off_logs_in_per_request(simulator):
+    api = client(xen_service(simulator), simulator)
+    for _ in range(3):
+        api.get(guests_path(simulator))
+    assert logins(simulator) == 3
+    assert open_sessions(simulator) == 0
+
+
+def test_reuse_on_logs_in_once(simulator, pooled_app):
+    api = client(pooled_app, simulator)
+    for _ in range(5):
+        api.get(guests_path(simulator))
+    assert logins(simulator) == 1
+    assert open_sessions(simulator) == 1
+    manager = sessions_of(pooled_app.registry)
+    assert manager.idle_count() == 1
+    assert manager.slots_taken("xen", simulator.netloc) == 1
+
+    manager.close_idle()
+    assert open_sessions(simulator) == 0
+    assert manager.slots_taken("xen", simulator.netloc) == 0
+
+
+def test_pool_key_hides_credentials(simulator, pooled_app):
+    client(pooled_app, simulator).get(guests_path(simulator))
+    manager = sessions_of(pooled_app.registry)
+    keys = repr(list(manager._idle))
+    assert simulator.password not in keys
+    assert simulator.username not in keys
+
+
+def test_other_credentials_get_own_session(simulator, pooled_app):
+    client(pooled_app, simulator).get(guests_path(simulator))
+    wrong = client(pooled_app, simulator, password="wrong-password")
+    for _ in range(2):
+        response = wrong.get(guests_path(simulator), status=401)
+        assert response.json["error"] == "HypervisorAuthenticationFailed"
+    manager = sessions_of(pooled_app.registry)
+    # Credentials that fail to log in are never pooled.
+    assert manager.idle_count() == 1
+    assert manager.slots_taken("xen", simulator.netloc) == 1
+
+
+def test_definite_error_keeps_session(simulator, pooled_app):
+    api = client(pooled_app, simulator)
+    api.get(guests_path(simulator) + "/" + MISSING, status=404)
+    api.get(guests_path(simulator))
+    assert logins(simulator) == 1
+
+
+def test_calls_are_counted_per_request(simulator, pooled_app, caplog):
+    api = client(pooled_app, simulator)
+    with caplog.at_level(logging.INFO, logger="simplestack.requests"):
+        api.get(guests_path(simulator))
+        api.get(guests_path(simulator))
+    counts = [record.getMessage().split("hypervisor_calls=")[1].split()[0]
+              for record in caplog.records
+              if "hypervisor_calls=" in record.getMessage()]
+    assert len(counts) == 2
+    # The first request also logged in; the second one reused the session.
+    assert int(counts[0]) == int(counts[1]) + 1
+
+
+def test_gone_session_is_renewed_once(simulator, pooled_app):
+    api = client(pooled_app, simulator)
+    api.get(guests_path(simulator))
+    method = "event.from"
+    simulator.reset_stats()
+    simulator.set_fault(method, error=["SESSION_INVALID", "OpaqueRef:gone"],
+                        times=1)
+    response = api.get(guests_path(simulator))
+    assert response.status_int == 200
+    assert logins(simulator) == 1
+    # The failed call, then the same call in the new session.
+    assert simulator.stats()["calls"][method] == 2
+
+
+def test_session_gone_twice_is_an_error(simulator, pooled_app):
+    api = client(pooled_app, simulator)
+    api.get(guests_path(simulator))
+    simulator.set_fault("event.from",
+                        error=["SESSION_INVALID", "OpaqueRef:gone"], times=2)
+    response = api.get(guests_path(simulator), status=502)
+    assert response.json["hypervisor"]["code"] == "SESSION_INVALID"
+    manager = sessions_of(pooled_app.registry)
+    assert manager.idle_count() == 0
+    assert manager.slots_taken("xen", simulator.netloc) == 0
+
+
+def test_fresh_session_is_renewed_too(simulator):
+    api = client(xen_service(simulator), simulator)
+    simulator.set_fault("event.from",
+                        error=["SESSION_INVALID", "OpaqueRef:gone"], times=1)
+    api.get(guests_path(simulator))
+    assert logins(simulator) == 2
+    assert open_sessions(simulator) == 0
+
+
+def test_timeout_closes_session(simulator):
+    app = xen_service(simulator, session_reuse="true", read_timeout="0.5")
+    api = client(app, simulator)
+    api.get(guests_path(simulator))
+    simulator.set_fault("event.from", action="hang", seconds=5, times=1)
+    response = api.get(guests_path(simulator), status=504)
+    assert response.json["error"] == "HypervisorTimeout"
+    simulator.clear_faults()
+    manager = sessions_of(app.registry)
+    assert manager.idle_count() == 0
+    assert manager.slots_taken("xen", simulator.netloc) == 0
+    api.get(guests_path(simulator))
+    assert logins(simulator) == 2
+    manager.close_idle()
+
+
+def test_idle_session_closes_without_requests(simulator):
+    app = xen_service(simulator, session_reuse="true",
+                      session_idle_timeout="0.3")
+    client(app, simulator).get(guests_path(simulator))
+    assert open_sessions(simulator) == 1
+    deadline = time.monotonic() + 5
+    while open_sessions(simulator) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert open_sessions(simulator) == 0
+    assert sessions_of(app.registry).slots_taken("xen", simulator.netloc) \
+        == 0
+
+
+def test_pooled_session_counts_toward_limit(simulator):
+    app = xen_service(simulator, session_reuse="true",
+                      max_sessions_per_host="1")
+    api = client(app, simulator)
+    api.get(guests_path(simulator))
+    api.get(guests_path(simulator))
+    assert logins(simulator) == 1
+    # Other credentials take the idle session's slot rather than fail.
+    client(app, simulator, password="wrong-password").get(
+        guests_path(simulator), status=401)
+    manager = sessions_of(app.registry)
+    assert manager.idle_count() == 0
+    assert manager.slots_taken("xen", simulator.netloc) == 0
+    assert open_sessions(simulator) == 0
+
+
+def test_no_sessions_left_after_mixed_requests(simulator, pooled_app):
+    api = client(pooled_app, simulator)
+    wrong = client(pooled_app, simulator, password="wrong-password")
+    for index in range(30):
+        if index % 3 == 0:
+            wrong.get(guests_path(simulator), status=401)
+        elif index % 3 == 1:
+            api.get(guests_path(simulator) + "/" + MISSING, status=404)
+        else:
+            api.get(guests_path(simulator))
+    assert logins(simulator) == 1
+    sessions_of(pooled_app.registry).close_idle()
+    assert open_sessions(simulator) == 0
