@@ -47,15 +47,19 @@ def pooled_app(vcsim_simulator):
 
 def test_reuse_off_leaves_no_session(vcsim_simulator):
     api = client(vmware_service(vcsim_simulator), vcsim_simulator)
+    before = vcsim_simulator.stats()["logins"]
     for _ in range(3):
         api.get(guests_path(vcsim_simulator))
+    assert vcsim_simulator.stats()["logins"] - before == 3
     assert service_sessions(vcsim_simulator) == []
 
 
 def test_reuse_on_keeps_one_session(vcsim_simulator, pooled_app):
     api = client(pooled_app, vcsim_simulator)
+    before = vcsim_simulator.stats()["logins"]
     for _ in range(4):
         api.get(guests_path(vcsim_simulator))
+    assert vcsim_simulator.stats()["logins"] - before == 1
     assert len(service_sessions(vcsim_simulator)) == 1
     sessions_of(pooled_app.registry).close_idle()
     assert service_sessions(vcsim_simulator) == []

@@ -17,12 +17,14 @@ change the inventory should name their objects uniquely and clean up.
 """
 
 import contextlib
+import json
 import os
 import signal
 import ssl
 import subprocess
 import threading
 import urllib.parse
+import urllib.request
 
 import pytest
 
@@ -36,12 +38,15 @@ STOP_TIMEOUT = 10
 class VcsimSimulator:
     """The launcher running one model, started with ``start()``."""
 
-    def __init__(self, model="vpx", vms=None, temporary_dir=None, host="127.0.0.1"):
+    def __init__(self, model="vpx", vms=None, temporary_dir=None, host="127.0.0.1",
+                 delay_ms=None):
         if model not in build.MODELS:
             raise ValueError("invalid model %r; expected one of %s"
                              % (model, ", ".join(build.MODELS)))
         self.model = model
         self.vms = vms
+        # Milliseconds the simulator adds to every SOAP call.
+        self.delay_ms = delay_ms
         self.temporary_dir = temporary_dir
         self.host = host
         self.port = None
@@ -61,7 +66,8 @@ class VcsimSimulator:
         binary = build.build()
         command = build.launcher_command(binary, (self.host, 0), model=self.model,
                                          vms=self.vms, username=self.username,
-                                         password=self.password)
+                                         password=self.password,
+                                         delay_ms=self.delay_ms)
         environment = dict(os.environ)
         if self.temporary_dir is not None:
             # The model's datastores are folders under TMPDIR, removed on SIGTERM.
@@ -104,6 +110,12 @@ class VcsimSimulator:
     def ssl_context(self):
         """Return a client SSLContext that verifies the simulator's certificate."""
         return ssl.create_default_context(cafile=self.ca_bundle)
+
+    def stats(self):
+        """Return the launcher's counters: {"logins": SOAP Login calls}."""
+        with urllib.request.urlopen(self.url.replace("/sdk", "/simulator/stats"),
+                                    context=self.ssl_context(), timeout=30) as response:
+            return json.loads(response.read())
 
     @contextlib.contextmanager
     def session(self, username=None, password=None):

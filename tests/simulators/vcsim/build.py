@@ -127,13 +127,14 @@ def _remove_other_binaries(binary):
 
 
 def launcher_command(binary, listen, model="vpx", vms=None, username=None,
-                     password=DEFAULT_PASSWORD):
+                     password=DEFAULT_PASSWORD, delay_ms=None):
     """Return the argument list that runs ``binary`` on ``listen`` (HOST, PORT).
 
     The server certificate comes from the development CA in tests/simulators/ca.py
     and is valid for HOST. ``vms`` is the number of virtual machines per
     resource pool: the vCenter model has two pools (its standalone host's and
     its cluster's), the ESX model one. None keeps govmomi's default of 2.
+    ``delay_ms`` is added to every SOAP call, in milliseconds.
     """
     if model not in MODELS:
         raise ValueError("invalid model %r; expected one of %s" % (model, ", ".join(MODELS)))
@@ -146,4 +147,6 @@ def launcher_command(binary, listen, model="vpx", vms=None, username=None,
         command.append("-esx")
     if vms is not None:
         command += ["-vms", str(vms)]
+    if delay_ms:
+        command += ["-delay-ms", str(delay_ms)]
     return command

@@ -2,20 +2,25 @@
 // address over HTTPS, for Simplestack's tests.
 //
 // It prints the SDK URL as the first line of output, then the credentials,
-// and serves until SIGTERM or SIGINT. Build it in GOPATH mode against
+// and serves until SIGTERM or SIGINT. GET /simulator/stats returns the
+// number of SOAP Login calls served, as {"logins": N}. Build it in GOPATH mode against
 // Debian's golang-github-vmware-govmomi-dev: tests/simulators/vcsim/build.py
 // does that.
 package main
 
 import (
+	"bytes"
 	"crypto/tls"
+	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/vmware/govmomi/simulator"
@@ -34,10 +39,14 @@ func main() {
 	esx := flag.Bool("esx", false, "model a standalone ESX host instead of a vCenter")
 	vms := flag.Int("vms", 2, "virtual machines per resource pool")
 	autostart := flag.Bool("autostart", true, "power on the model's virtual machines")
+	delay := flag.Int("delay-ms", 0, "milliseconds added to every SOAP call")
 	flag.Parse()
 
 	if *user == "" || *password == "" || *certFile == "" || *keyFile == "" {
 		fail("-user, -password, -cert and -key are required")
+	}
+	if *delay < 0 {
+		fail("invalid -delay-ms %d: expected 0 or more", *delay)
 	}
 	host, _, err := net.SplitHostPort(*listen)
 	if err != nil {
@@ -57,6 +66,7 @@ func main() {
 	}
 	model.Machine = *vms
 	model.Autostart = *autostart
+	model.DelayConfig.Delay = *delay
 	if err := model.Create(); err != nil {
 		fail("cannot create the simulator model: %v", err)
 	}
@@ -67,6 +77,7 @@ func main() {
 	model.Service.Listen = &url.URL{Host: *listen, User: url.UserPassword(*user, *password)}
 	model.Service.RegisterEndpoints = true
 	simulator.RegisterEndpoint(requireRestLogin)
+	simulator.RegisterEndpoint(countLogins)
 	model.Service.TLS = &tls.Config{Certificates: []tls.Certificate{certificate}}
 	server, err := startServer(model.Service)
 	if err != nil {
@@ -120,6 +131,36 @@ func requireRestLogin(service *simulator.Service, _ *simulator.Registry) {
 			return
 		}
 		rest.ServeHTTP(w, r)
+	})
+}
+
+// logins counts the SOAP Login calls served, for GET /simulator/stats.
+var logins int64
+
+// countLogins serves /sdk through a handler that counts Login calls, and
+// GET /simulator/stats. ServeMux lets a pattern with a host name take
+// precedence over the simulator's own /sdk pattern, which has none.
+func countLogins(service *simulator.Service, _ *simulator.Registry) {
+	host, _, err := net.SplitHostPort(service.Listen.Host)
+	if err != nil {
+		fail("invalid service address %q: %v", service.Listen.Host, err)
+	}
+	service.ServeMux.HandleFunc(host+"/sdk", func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		// pyVmomi and govmomi send <Login xmlns="urn:vim25">.
+		if bytes.Contains(body, []byte("<Login ")) || bytes.Contains(body, []byte("<Login>")) {
+			atomic.AddInt64(&logins, 1)
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		service.ServeSDK(w, r)
+	})
+	service.ServeMux.HandleFunc("/simulator/stats", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]int64{"logins": atomic.LoadInt64(&logins)})
 	})
 }
 
