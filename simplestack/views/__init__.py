@@ -6,8 +6,10 @@ context (see :mod:`simplestack.resources`), so a view receives e.g. a Guest
 resource whose ``adapter`` is this request's hypervisor connection.
 """
 
+import operator
 from urllib.parse import urlencode
 
+import orjson
 from cornice import Service
 
 from simplestack import errors
@@ -74,6 +76,21 @@ def no_content(request):
     return None
 
 
+def json_response(request, value):
+    """Return ``request.response`` with ``value`` encoded as JSON.
+
+    Lists of thousands of records spent most of their rendering time in
+    the json module, which orjson replaces. The body is compact JSON
+    without spaces. Headers already set on ``request.response``, such as
+    Link, are kept.
+    """
+    response = request.response
+    response.content_type = "application/json"
+    response.charset = None
+    response.body = orjson.dumps(value)
+    return response
+
+
 def child_path(request, resource, *names):
     """Return the root-relative path of ``resource``/``names``."""
     return request.resource_path(resource, *names)
@@ -89,8 +106,11 @@ def select_page(request, items, fields=None, key="id"):
     """
     query = request.validated.get("query", {})
 
-    def sort_key(item):
-        return item if key is None else item[key]
+    if key is None:
+        def sort_key(item):
+            return item
+    else:
+        sort_key = operator.itemgetter(key)
 
     items = sorted(items, key=sort_key)
     marker = query.get("marker")

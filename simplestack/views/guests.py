@@ -10,10 +10,13 @@ from simplestack.responses import Response
 from simplestack.streams import stream_slots
 from simplestack.validation import json_body_validator, list_query_validator
 from simplestack.views import (
-    child_path, created, describe, hypervisor_service, no_content,
-    schema_fields, select_page)
+    child_path, created, describe, hypervisor_service, json_response,
+    no_content, schema_fields, select_page)
 from simplestack.views.imports import (
     StreamBody, json_or_import_validator, run_import)
+
+#: The record fields that ``fields=`` of the guest list can select.
+GUEST_FIELDS = frozenset(schema_fields(schemas.guest_record))
 
 guests = hypervisor_service("guests", "/guests")
 guest = hypervisor_service("guest", "/guests/{guest_id}")
@@ -116,8 +119,8 @@ class CloneSchema(colander.MappingSchema):
 
 @guests.get(validators=(list_query_validator,))
 def list_guests(request):
-    return select_page(request, request.context.adapter.list_guests(),
-                       schema_fields(schemas.guest_record))
+    return json_response(request, select_page(
+        request, request.context.adapter.list_guests(), GUEST_FIELDS))
 
 
 @guests.post(schema=CreateGuestSchema(),

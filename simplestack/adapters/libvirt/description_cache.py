@@ -1,7 +1,7 @@
 """Process-wide cache of parsed domain definitions for guest lists.
 
 libvirt 9.0 has no bulk call for domain XML, and the bulk statistics of the
-test driver hold the state only, so a guest list that read every domain's
+test driver contain the state only, so a guest list that read every domain's
 XML would cost one call per guest. The list instead keeps each domain's
 parsed XML and the disk sizes it read per guest, keyed by connection URI
 and domain UUID. It reads the XML again when an entry is missing, older
@@ -16,81 +16,86 @@ edited with virsh, a guest agent that connects) shows after at most
 MAX_AGE_SECONDS.
 """
 
+import collections
 import threading
 import time
 
 #: Maximum age of an entry, in seconds. It bounds how long a list can show a
 #: definition that was changed outside this process.
+# NOTE: other gunicorn workers count as outside: a NIC or CD-ROM change made
+# through another worker can be missing from this worker's list for 10 s.
 MAX_AGE_SECONDS = 10.0
 
 
-class CachedDescription:
-    """A parsed domain definition with the disk sizes read for it."""
+class CachedDescription(collections.namedtuple("CachedDescription", (
+        "fingerprint", "stored_at", "fields", "disk_targets", "macs",
+        "networks", "disk_sizes"))):
+    """The parts of a parsed domain definition that a guest record uses,
+    with the disk sizes read for it.
 
-    __slots__ = ("fingerprint", "stored_at", "description", "disk_sizes")
+    ``fields`` is the tuple of guest_records._definition_fields,
+    ``disk_targets`` and ``macs`` the disks (CD-ROMs excluded) and NICs in
+    XML order, ``networks`` the names of the networks of the NICs.
+    """
 
-    def __init__(self, fingerprint, stored_at, description, disk_sizes):
-        self.fingerprint = fingerprint
-        self.stored_at = stored_at
-        self.description = description
-        self.disk_sizes = disk_sizes
+    __slots__ = ()
 
 
 class DescriptionCache:
-    """Parsed domain definitions per (URI, domain UUID), safe across threads.
+    """Parsed domain definitions per URI and domain UUID, safe across
+    threads.
 
     A generation number per URI shows a list whether a domain of that URI
-    changed while it read XML, so that it never stores a definition that
-    was read before a change.
+    was invalidated while it read XML, so that it never stores a definition
+    that was read before a change.
     """
 
     def __init__(self, max_age=MAX_AGE_SECONDS, clock=time.monotonic):
         self.max_age = max_age
         self.clock = clock
         self._lock = threading.Lock()
+        # uri -> {uuid: CachedDescription}
         self._entries = {}
         self._generations = {}
+        # uri -> (stored_at, host name)
         self._hostnames = {}
 
     def generation(self, uri):
         with self._lock:
             return self._generations.get(uri, 0)
 
-    def get(self, uri, uuid, fingerprint):
-        """Return the entry for the domain, or None when it is missing,
-        expired or has another fingerprint."""
+    def entries(self, uri, uuids):
+        """Return {uuid: entry} for the domains of ``uri`` in ``uuids``,
+        and drop the entries of other domains of ``uri``, so that the cache
+        contains at most the domains of the last list."""
         with self._lock:
-            entry = self._entries.get((uri, uuid))
-        if entry is None or entry.fingerprint != fingerprint:
-            return None
-        if self.clock() - entry.stored_at > self.max_age:
-            return None
-        return entry
+            listed = {uuid: entry
+                    for uuid, entry in self._entries.get(uri, {}).items()
+                    if uuid in uuids}
+            self._entries[uri] = listed
+            return dict(listed)
+
+    def is_valid(self, entry, fingerprint, now):
+        """Tell whether ``entry`` has ``fingerprint`` and is not older than
+        ``max_age`` at time ``now`` of ``clock``."""
+        return (entry.fingerprint == fingerprint
+                and now - entry.stored_at <= self.max_age)
 
     def put(self, uri, uuid, entry, generation):
         """Store ``entry`` unless a domain of ``uri`` was invalidated since
         ``generation`` was read."""
         with self._lock:
             if self._generations.get(uri, 0) == generation:
-                self._entries[(uri, uuid)] = entry
+                self._entries.setdefault(uri, {})[uuid] = entry
 
     def invalidate(self, uri, uuid=None):
         """Drop the entry of one domain, or of every domain of ``uri``."""
         with self._lock:
             self._generations[uri] = self._generations.get(uri, 0) + 1
-            if uuid is not None:
-                self._entries.pop((uri, uuid.lower()), None)
-                return
-            for key in [key for key in self._entries if key[0] == uri]:
-                del self._entries[key]
-
-    def retain(self, uri, uuids):
-        """Drop the entries of ``uri`` whose domain is not in ``uuids``, so
-        that the cache holds at most the domains of the last list."""
-        with self._lock:
-            for key in [key for key in self._entries
-                        if key[0] == uri and key[1] not in uuids]:
-                del self._entries[key]
+            if uuid is None:
+                self._entries.pop(uri, None)
+            else:
+                self._entries.get(uri, {}).pop(uuid.lower(), None)
 
     def hostname(self, uri):
         """Return the host name stored for ``uri``, or None when it is

@@ -8,6 +8,7 @@ the number of guests. ``get_guest`` reads the XML afresh.
 """
 
 import logging
+import operator
 
 import libvirt
 
@@ -29,29 +30,10 @@ class GuestRecordsMixin:
         ``disk_sizes`` maps target device names to bytes; ``leases`` maps
         MACs to IPv4 addresses.
         """
-        hdd_bytes = sum(disk_sizes.get(disk.target, 0)
-                        for disk in description.disks)
-        ip = None
-        for interface in description.interfaces:
-            if interface.mac in leases:
-                ip = leases[interface.mac]
-                break
-        return {
-            "id": description.uuid,
-            "name": description.name,
-            "cpus": description.cpus,
-            "memory": description.memory_kib // KIB,
-            "hdd": hdd_bytes // GIB,
-            # Xen paravirtualization is the only kind the API means, and
-            # no driver served here runs Xen guests.
-            "paravirtualized": description.os_type == "xen",
-            # libvirt has no agent version to compare against, so an
-            # agent that is connected counts as up to date.
-            "tools_up_to_date": True if description.agent_connected else None,
-            "ip": ip,
-            "state": state,
-            "host": hostname if state != "STOPPED" else None,
-        }
+        return _assemble_record(_definition_fields(description),
+                                _disk_targets(description),
+                                _macs(description), state, disk_sizes,
+                                leases, hostname)
 
     def _disk_sizes(self, domain, description, block_stats=None):
         """Map target device -> virtual size in bytes for the domain's disks.
@@ -149,42 +131,44 @@ class GuestRecordsMixin:
         cache = description_cache.descriptions
         generation = cache.generation(uri)
         listing = self._list_with_stats()
-        cache.retain(uri, {domain.UUIDString() for domain, _ in listing})
+        # UUIDString formats the UUID on every call, so it runs once here.
+        keys = [domain.UUIDString() for domain, _ in listing]
+        cached = cache.entries(uri, set(keys))
 
-        entries = {}
-        for domain, stats in listing:
-            key = domain.UUIDString()
+        rows = []
+        now = cache.clock()
+        for key, (domain, stats) in zip(keys, listing):
             fingerprint = _fingerprint(domain, stats)
-            entry = cache.get(uri, key, fingerprint)
-            if entry is None:
-                try:
-                    entry = self._read_description(domain, stats, fingerprint)
-                except errors.EntityNotFound:
-                    continue  # deleted since the listing
-                cache.put(uri, key, entry, generation)
-            entries[key] = entry
+            entry = cached.get(key)
+            try:
+                if entry is None or not cache.is_valid(entry, fingerprint,
+                                                       now):
+                    entry = self._read_description(domain, stats,
+                                                   fingerprint)
+                    cache.put(uri, key, entry, generation)
+                state = self._listed_state(domain, stats)
+            except errors.EntityNotFound:
+                continue  # deleted since the listing
+            rows.append((entry, state, stats))
 
-        states = self._states_of(listing)
-        network_names = {interface.network
-                         for entry in entries.values()
-                         for interface in entry.description.interfaces
-                         if interface.network}
+        network_names = set()
+        for entry, _, _ in rows:
+            network_names.update(entry.networks)
         leases = self._leases(network_names)
         hostname = None
-        if any(states.get(key) != "STOPPED" for key in entries):
+        if any(state != "STOPPED" for _, state, _ in rows):
             hostname = self._cached_hostname()
 
         records = []
-        for domain, stats in listing:
-            key = domain.UUIDString()
-            if key not in entries or key not in states:
-                continue
-            entry = entries[key]
-            sizes = dict(entry.disk_sizes)
-            sizes.update(_stats_capacities(stats))
-            records.append(self._guest_record(
-                entry.description, states[key], sizes, leases, hostname))
-        records.sort(key=lambda record: record["id"])
+        for entry, state, stats in rows:
+            sizes = entry.disk_sizes
+            if stats.get("block.count"):
+                sizes = dict(sizes)
+                sizes.update(_stats_capacities(stats))
+            records.append(_assemble_record(
+                entry.fields, entry.disk_targets, entry.macs, state, sizes,
+                leases, hostname))
+        records.sort(key=operator.itemgetter("id"))
         return records
 
     def _list_with_stats(self):
@@ -196,8 +180,8 @@ class GuestRecordsMixin:
         groups = self._stats_groups()
         if groups:
             return self._call(self.conn.getAllDomainStats, groups, 0)
-        # LXC has no getAllDomainStats in libvirt 9.0. The running ones
-        # come from a second listing, see _states_of.
+        # LXC has no getAllDomainStats in libvirt 9.0. A second listing
+        # returns the running domains, see _listed_state for the others.
         domains = self._call(self.conn.listAllDomains, 0)
         running = {domain.UUIDString() for domain in self._call(
             self.conn.listAllDomains,
@@ -206,34 +190,32 @@ class GuestRecordsMixin:
                  if domain.UUIDString() in running else {})
                 for domain in domains]
 
-    def _states_of(self, listing):
-        """Map UUID -> API state for the domains of ``listing``.
+    def _listed_state(self, domain, stats):
+        """Return the API state of a domain of _list_with_stats.
 
         Without a state in the stats, an inactive domain (ID -1) is
         STOPPED, and an active domain that is not running (paused, shutting
         down, crashed) costs one state call.
         """
-        states = {}
-        for domain, stats in listing:
-            key = domain.UUIDString()
-            if "state.state" in stats:
-                states[key] = STATE_MAP.get(stats["state.state"], "UNKNOWN")
-            elif domain.ID() == -1:
-                states[key] = "STOPPED"
-            else:
-                try:
-                    states[key] = self._state(domain)
-                except errors.EntityNotFound:
-                    continue  # deleted since the listing
-        return states
+        native_state = stats.get("state.state")
+        if native_state is not None:
+            return STATE_MAP.get(native_state, "UNKNOWN")
+        if domain.ID() == -1:
+            return "STOPPED"
+        return self._state(domain)
 
     def _read_description(self, domain, stats, fingerprint):
         """Read the domain's XML and the disk sizes that ``stats`` lacks."""
         description = self._describe(domain)
-        sizes = self._disk_sizes(domain, description, stats)
         return description_cache.CachedDescription(
-            fingerprint, description_cache.descriptions.clock(),
-            description, sizes)
+            fingerprint=fingerprint,
+            stored_at=description_cache.descriptions.clock(),
+            fields=_definition_fields(description),
+            disk_targets=_disk_targets(description),
+            macs=_macs(description),
+            networks=tuple(interface.network for interface
+                           in description.interfaces if interface.network),
+            disk_sizes=self._disk_sizes(domain, description, stats))
 
     def _cached_hostname(self):
         uri = self._description_cache_uri()
@@ -247,23 +229,76 @@ class GuestRecordsMixin:
         return self._guest_from_domain(self._domain(guest_id))
 
 
-# Bulk statistics whose change means the domain's definition may have
-# changed. The test driver's statistics contain the state only.
-FINGERPRINT_STATS = ("state.state", "vcpu.current", "vcpu.maximum",
-                     "balloon.maximum", "block.count")
-
-
 def _fingerprint(domain, stats):
-    """Return the bulk stats that reflect the domain's definition.
+    """Return the bulk stats whose change means the domain's definition
+    may have changed.
 
     The domain ID changes on every start, which also rewrites the live XML.
+    The test driver's stats contain the state only.
     """
-    parts = [domain.ID()]
-    parts.extend(stats.get(name) for name in FINGERPRINT_STATS)
-    for index in range(stats.get("block.count", 0)):
-        parts.append(stats.get("block.%d.name" % index))
-        parts.append(stats.get("block.%d.path" % index))
-    return tuple(parts)
+    get = stats.get
+    fingerprint = (domain.ID(), get("state.state"), get("vcpu.current"),
+                   get("vcpu.maximum"), get("balloon.maximum"))
+    block_count = get("block.count")
+    if not block_count:
+        return fingerprint
+    paths = []
+    for index in range(block_count):
+        paths.append(stats.get("block.%d.name" % index))
+        paths.append(stats.get("block.%d.path" % index))
+    return fingerprint + tuple(paths)
+
+
+def _definition_fields(description):
+    """Return the record fields that come from the domain XML alone."""
+    return (
+        description.uuid,
+        description.name,
+        description.cpus,
+        description.memory_kib // KIB,
+        # Xen paravirtualization is the only kind the API means, and
+        # no driver served here runs Xen guests.
+        description.os_type == "xen",
+        # libvirt has no agent version to compare against, so an
+        # agent that is connected counts as up to date.
+        True if description.agent_connected else None,
+    )
+
+
+def _disk_targets(description):
+    """Return the target devices of the disks, CD-ROMs excluded."""
+    return tuple(disk.target for disk in description.disks)
+
+
+def _macs(description):
+    return tuple(interface.mac for interface in description.interfaces)
+
+
+def _assemble_record(fields, disk_targets, macs, state, disk_sizes, leases,
+                     hostname):
+    """Build a guest record from _definition_fields and the data of the
+    request."""
+    guest_id, name, cpus, memory, paravirtualized, tools = fields
+    hdd_bytes = 0
+    for target in disk_targets:
+        hdd_bytes += disk_sizes.get(target, 0)
+    ip = None
+    for mac in macs:
+        if mac in leases:
+            ip = leases[mac]
+            break
+    return {
+        "id": guest_id,
+        "name": name,
+        "cpus": cpus,
+        "memory": memory,
+        "hdd": hdd_bytes // GIB,
+        "paravirtualized": paravirtualized,
+        "tools_up_to_date": tools,
+        "ip": ip,
+        "state": state,
+        "host": hostname if state != "STOPPED" else None,
+    }
 
 
 def _stats_capacities(stats):
