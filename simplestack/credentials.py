@@ -50,3 +50,12 @@ def parse_token(value):
             "invalid header %s: the decoded credentials have no colon "
             "between user name and password" % HEADER)
     return Credentials(username, password)
+
+
+def redact(text, credentials):
+    """Return ``text`` with the password of ``credentials`` replaced by
+    ``<hidden>``: hypervisors and SDKs may quote it in their errors."""
+    password = credentials.password if credentials else ""
+    if not password or password not in text:
+        return text
+    return text.replace(password, "<hidden>")

@@ -17,7 +17,7 @@ They do no hypervisor I/O when built: the adapter checks whether guest
 import logging
 import re
 
-from simplestack import errors
+from simplestack import access, errors
 from simplestack.resources.base import Resource
 from simplestack.resources.host import HostContext
 from simplestack.text import has_control_character
@@ -42,6 +42,9 @@ class Root(Resource):
             "simplestack.hypervisor_types"]
 
     def __getitem__(self, name):
+        # The caller token comes first, so that a caller without one learns
+        # nothing, not even which hypervisor types exist.
+        access.check_caller_token(self.request)
         # Only configured types: a URL never names a module to import.
         hypervisor_type = self.hypervisor_types[name]
         return HypervisorTypeResource(name, self, hypervisor_type)
@@ -87,4 +90,7 @@ class HypervisorTypeResource(Resource):
             raise errors.InvalidArguments(
                 "invalid port %s in host %r: expected 1 to 65535"
                 % (port, host))
+        # Before the host context parses the hypervisor credentials and
+        # before the adapter resolves or connects to anything.
+        access.check_host(self.hypervisor_type, host)
         return HostContext(host, self)

@@ -34,6 +34,7 @@ def app_settings(**overrides):
     settings["simplestack.hypervisor.tcp.driver"] = "qemu"
     settings["simplestack.hypervisor.tcp.uri_template"] = \
         "qemu+tcp://{host}/system"
+    settings["simplestack.hypervisor.tcp.allowed_hosts"] = "127.0.0.0/8 ::1"
     settings.update(overrides)
     return settings
 

@@ -124,7 +124,8 @@ def test_refused_connection_is_unreachable(vcsim_simulator):
 
 
 def test_silent_server_times_out(vcsim_simulator):
-    # A server that accepts connections and never replies.
+    # A server that accepts connections and never replies, so the TLS
+    # handshake, part of the connection, never ends.
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
@@ -132,7 +133,7 @@ def test_silent_server_times_out(vcsim_simulator):
     thread = threading.Thread(
         target=lambda: accepted.append(listener.accept()), daemon=True)
     thread.start()
-    adapter = make_adapter(vcsim_simulator, read_timeout="0.5",
+    adapter = make_adapter(vcsim_simulator, connect_timeout="0.5",
                            host="127.0.0.1:%d" % listener.getsockname()[1])
     try:
         with pytest.raises(errors.HypervisorTimeout) as raised:

@@ -7,6 +7,7 @@ keepalive probes.
 
 import logging
 import threading
+import time
 import urllib.parse
 
 import libvirt
@@ -45,6 +46,15 @@ def _shared_test_connection(uri):
 
 # -- bounded opening of remote connections -------------------------------------
 
+#: Remote opens that may run at once in worker threads. A host that accepts
+#: the connection and never replies holds its thread until it hangs up,
+#: so this bounds the threads that hung hosts can hold; past it, opens
+#: fail as timed out.
+MAX_PENDING_OPENS = 16
+
+_open_slots = threading.BoundedSemaphore(MAX_PENDING_OPENS)
+
+
 class OpenTimeout(Exception):
     def __init__(self, seconds):
         super().__init__("no connection within %s s" % seconds)
@@ -59,18 +69,23 @@ def open_within(uri, auth, timeout):
     connects, shakes hands and authenticates for as long as the host lets
     it. It runs here in a worker thread, which is abandoned when late and
     closes the connection if it is made after all. The thread ends when
-    the host answers or drops the connection, or when TCP gives up.
+    the host replies or drops the connection, or when TCP gives up.
     """
+    deadline = time.monotonic() + timeout
+    if not _open_slots.acquire(timeout=timeout):
+        raise OpenTimeout(timeout)
     lock = threading.Lock()
     outcome = {}
     finished = threading.Event()
 
     def run():
+        connection = None
         try:
             connection = libvirt.openAuth(uri, auth, 0)
-        except libvirt.libvirtError as error:
+        except Exception as error:  # raised again in the waiting thread
             outcome["error"] = error
-            connection = None
+        finally:
+            _open_slots.release()
         with lock:
             abandoned = outcome.get("abandoned", False)
             if not abandoned:
@@ -82,7 +97,7 @@ def open_within(uri, auth, timeout):
             _close_quietly(connection)
 
     threading.Thread(target=run, name="libvirt-open", daemon=True).start()
-    finished.wait(timeout)
+    finished.wait(max(0, deadline - time.monotonic()))
     with lock:
         if not finished.is_set():
             outcome["abandoned"] = True
