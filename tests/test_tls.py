@@ -6,6 +6,7 @@ import logging
 import pytest
 
 from simplestack import errors
+from simplestack.access import HostAllowList
 from simplestack.adapters.base import Credentials
 from simplestack.adapters.libvirt import LibvirtAdapter
 from simplestack.adapters.vmware import VmwareAdapter
@@ -163,3 +164,24 @@ def test_libvirt_insecure_warns_per_connection(caplog):
 
     assert len(warnings_of(caplog, "without verifying its TLS "
                                    "certificate")) == 2
+
+
+# -- hosts named by the hypervisor -------------------------------------------
+
+def test_vmware_lease_host_checked():
+    config = VmwareAdapter.parse_settings("vmware", {})
+    config["allowed_hosts"] = HostAllowList.parse(
+        "vmware", "allowed_hosts", "127.0.0.0/8 esx1.example.org")
+    adapter = VmwareAdapter("vmware", "127.0.0.1:8989",
+                            Credentials("root", CANARY_PASSWORD), config)
+
+    with pytest.raises(errors.HostNotAllowed) as raised:
+        adapter._device_connection("https://192.0.2.9/nfc/1/disk-0.vmdk")
+    own, own_path = adapter._device_connection("https://*/nfc/1/disk-0.vmdk")
+    listed, _ = adapter._device_connection(
+        "https://ESX1.example.org:902/nfc/1/disk-0.vmdk")
+
+    assert "192.0.2.9" in raised.value.message
+    assert (own.host, own.port, own_path) == \
+        ("127.0.0.1", 8989, "/nfc/1/disk-0.vmdk")
+    assert (listed.host, listed.port) == ("esx1.example.org", 902)

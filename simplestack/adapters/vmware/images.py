@@ -19,8 +19,10 @@ from xml.etree import ElementTree
 from pyVmomi import vim
 
 from simplestack import errors
+from simplestack.access import check_redirect
 from simplestack.adapters import base
-from simplestack.adapters.tls import create_tls_context
+from simplestack.adapters.tls import (
+    bounded_create_connection, create_tls_context)
 from simplestack.adapters.vmware.constants import KIB, MIB
 from simplestack.adapters.vmware.inventory import validate_name
 from simplestack.adapters.vmware.session import split_host
@@ -136,10 +138,15 @@ class ImagesMixin:
         if parts.hostname in (None, "*"):
             host, port = split_host(self.host)
         else:
+            # vCenter may name an ESXi host, which gets the session cookie:
+            # it must be on the allow-list too.
             host, port = parts.hostname, parts.port or 443
+            check_redirect(self.config, self.host, host)
         connection = http.client.HTTPSConnection(
             host, port, timeout=self.config["read_timeout"],
             context=create_tls_context(self.config))
+        connection._create_connection = bounded_create_connection(
+            self.config["resolve_timeout"])
         path = parts.path + ("?" + parts.query if parts.query else "")
         return connection, path
 
