@@ -136,7 +136,8 @@ def create_guest(request):
 
 @guest.get()
 def get_guest(request):
-    return request.context.adapter.get_guest(request.context.guest_id)
+    return json_response(
+        request, request.context.adapter.get_guest(request.context.guest_id))
 
 
 @guest.put(schema=UpdateGuestSchema(), validators=(json_body_validator,))

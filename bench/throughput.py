@@ -1,0 +1,204 @@
+"""Compare the throughput of GET /guests/{id} with a bare Pyramid app.
+
+Run: .venv/bin/python bench/throughput.py [--rounds 5] [--seconds 5]
+
+Both applications run under pserve with production.ini's [server:main]
+(gunicorn, gthread workers, the same worker and thread counts) and its
+logging sections, each on a free loopback port, against their own copy of
+a libvirt test driver file of 100 guests. The service gets production.ini's
+[app:main] plus the test driver host ``bench``. The bare app
+(bench/throughput_apps.py) has one route and one view that makes the same
+libvirt calls and returns the same record.
+
+wrk (Debian package ``wrk``) drives one server at a time with as many
+connections as the server has threads, for ``--seconds`` each, in rounds
+that alternate which side goes first, so that drift of a noisy machine
+hits both. The script prints the requests per second of every run, the
+medians and their ratio (target: at least 0.8), and stops both servers by
+their pid.
+"""
+
+import argparse
+import base64
+import configparser
+import json
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+import backends
+
+ROOT = backends.ROOT
+PRODUCTION_INI = os.path.join(ROOT, "production.ini")
+PSERVE = os.path.join(ROOT, ".venv", "bin", "pserve")
+GUESTS = 100
+TARGET_RATIO = 0.8
+TOKEN_HEADER = "X-Simplestack-Hypervisor-Token"
+# The test driver ignores the credentials, but the service needs a token.
+TOKEN = base64.b64encode(b"bench:bench").decode("ascii")
+START_TIMEOUT = 60
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def replace_app_section(ini_text, app_section):
+    """Return ``ini_text`` with its [app:main] section replaced."""
+    start = ini_text.index("[app:main]\n")
+    end = ini_text.index("\n[", start + 1) + 1
+    return ini_text[:start] + app_section + "\n" + ini_text[end:]
+
+
+def write_inis(folder, xml_path):
+    """Write service.ini and bare.ini into ``folder``; return their paths."""
+    with open(PRODUCTION_INI) as source:
+        production = source.read()
+    service = production.replace(
+        "[app:main]\n",
+        "[app:main]\nsimplestack.hypervisor.test.hosts = bench=%s\n"
+        % xml_path, 1)
+    bare = replace_app_section(
+        production,
+        "[app:main]\nuse = call:throughput_apps:bare_app\n"
+        "xml_path = %s\n" % xml_path)
+    paths = []
+    for name, text in (("service.ini", service), ("bare.ini", bare)):
+        path = os.path.join(folder, name)
+        with open(path, "w") as ini:
+            ini.write(text)
+        paths.append(path)
+    return paths
+
+
+def server_threads():
+    """Return workers x threads of production.ini's [server:main]."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(PRODUCTION_INI)
+    server = parser["server:main"]
+    return int(server.get("workers", 1)) * int(server.get("threads", 1))
+
+
+class Server:
+    """pserve serving one INI file on a free loopback port."""
+
+    def __init__(self, ini_path, check_path):
+        self.port = free_port()
+        self.url = "http://127.0.0.1:%d%s" % (self.port, check_path)
+        self.log_path = ini_path + ".log"
+        environment = dict(os.environ)
+        environment["PYTHONPATH"] = os.pathsep.join(
+            [os.path.join(ROOT, "bench"), ROOT])
+        os.makedirs(os.path.join(os.path.dirname(ini_path), ".state"),
+                    exist_ok=True)
+        with open(self.log_path, "w") as log:
+            self.process = subprocess.Popen(
+                [PSERVE, ini_path, "http_port=%d" % self.port], cwd=ROOT,
+                env=environment, stdout=log, stderr=subprocess.STDOUT)
+
+    def get_json(self):
+        request = urllib.request.Request(self.url,
+                                         headers={TOKEN_HEADER: TOKEN})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
+    def wait_until_ready(self):
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError("pserve exited with %s; see %s" % (
+                    self.process.returncode, self.log_path))
+            try:
+                return self.get_json()
+            except (urllib.error.URLError, ConnectionError):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        "%s did not respond within %d s; see %s"
+                        % (self.url, START_TIMEOUT, self.log_path))
+                time.sleep(0.2)
+
+    def stop(self):
+        """Stop gunicorn at once (SIGINT), or kill it after 30 s."""
+        if self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def run_wrk(url, connections, seconds):
+    """Return requests per second of one wrk run; raise on failed
+    requests."""
+    output = subprocess.run(
+        ["wrk", "-t1", "-c%d" % connections, "-d%ds" % seconds,
+         "-H", "%s: %s" % (TOKEN_HEADER, TOKEN), url],
+        check=True, capture_output=True, text=True).stdout
+    if "Non-2xx" in output or "Socket errors" in output:
+        raise RuntimeError("wrk reported failed requests:\n" + output)
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="runs of each side (default: 5)")
+    parser.add_argument("--seconds", type=int, default=5,
+                        help="length of one wrk run in seconds (default: 5)")
+    options = parser.parse_args()
+
+    connections = server_threads()
+    with tempfile.TemporaryDirectory(prefix="bench-throughput-") as folder:
+        xml_path = os.path.join(folder, "guests.xml")
+        with open(xml_path, "w") as document:
+            document.write(backends.libvirt_seed_xml(GUESTS))
+        # The first seeded guest: the libvirt seed numbers UUIDs from 1.
+        guest_id = "00000000-0000-0000-0000-000000000001"
+        service_ini, bare_ini = write_inis(folder, xml_path)
+        service = Server(service_ini, "/test/bench/guests/" + guest_id)
+        bare = Server(bare_ini, "/guests/" + guest_id)
+        try:
+            service_record = service.wait_until_ready()
+            bare_record = bare.wait_until_ready()
+            if service_record != bare_record:
+                raise RuntimeError("the records differ:\n%s\n%s" % (
+                    service_record, bare_record))
+            rates = {"service": [], "bare": []}
+            sides = [("service", service), ("bare", bare)]
+            for number in range(options.rounds):
+                order = sides if number % 2 == 0 else sides[::-1]
+                for name, server in order:
+                    rate = run_wrk(server.url, connections, options.seconds)
+                    rates[name].append(rate)
+                    print("round %d %-7s %8.1f requests/s"
+                          % (number + 1, name, rate), file=sys.stderr)
+        finally:
+            service.stop()
+            bare.stop()
+
+    service_rate = statistics.median(rates["service"])
+    bare_rate = statistics.median(rates["bare"])
+    ratio = service_rate / bare_rate
+    print("GET /guests/{id} on the test driver under gunicorn (%d "
+          "connections), median of %d runs of %d s" % (
+              connections, options.rounds, options.seconds))
+    print("service %.1f requests/s, bare Pyramid app %.1f requests/s, "
+          "ratio %.2f (target >= %.1f: %s)" % (
+              service_rate, bare_rate, ratio, TARGET_RATIO,
+              "met" if ratio >= TARGET_RATIO else "missed"))
+
+
+if __name__ == "__main__":
+    main()
