@@ -6,6 +6,7 @@ service's originator ("simplestack").
 """
 
 import logging
+import threading
 import time
 
 import pytest
@@ -206,3 +207,25 @@ def test_no_sessions_left_after_mixed_requests(simulator, pooled_app):
     assert logins(simulator) == 1
     sessions_of(pooled_app.registry).close_idle()
     assert open_sessions(simulator) == 0
+
+
+def test_concurrent_requests_use_own_sessions(simulator, pooled_app):
+    simulator.set_latency(0.3)
+    barrier = threading.Barrier(2)
+    statuses = []
+
+    def send():
+        api = client(pooled_app, simulator)
+        barrier.wait()
+        statuses.append(api.get(guests_path(simulator)).status_int)
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert statuses == [200, 200]
+    # A pooled session serves one request at a time, so the two requests
+    # in flight together logged in twice, and both sessions are pooled.
+    assert logins(simulator) == 2
+    assert sessions_of(pooled_app.registry).idle_count() == 2
