@@ -19,8 +19,9 @@ DEFAULT_SETTINGS = {
     "network": "",
     "domain_type": "kvm",
     # Seconds without a keepalive reply before libvirt drops a remote
-    # connection; empty: no keepalive.
-    "timeout": "",
+    # connection, so a call to a host that died fails instead of waiting
+    # for TCP to give up; empty: no keepalive.
+    "timeout": "30",
     # Seconds for virConnectOpenAuth on a remote URI, name resolution, TLS
     # and authentication included.
     "connect_timeout": "10",
