@@ -22,16 +22,35 @@ def http_get(url, headers=None, timeout=10):
         return error.code, error.headers, error.read()
 
 
+def derive_production_ini(path, overrides):
+    """Write production.ini to ``path`` with ``overrides`` in [app:main].
+
+    Lines that set an overridden key are dropped. ``%(here)s`` becomes the
+    checkout, so the copy keeps production.ini's metrics directory.
+    """
+    with open(PRODUCTION_INI, encoding="utf-8") as production:
+        lines = production.read().replace("%(here)s", ROOT).splitlines()
+    kept = [line for line in lines
+            if line.partition("=")[0].strip() not in overrides]
+    anchor = kept.index("use = egg:simplestack")
+    added = ["%s = %s" % item for item in overrides.items()]
+    kept[anchor + 1:anchor + 1] = added
+    with open(path, "w", encoding="utf-8") as derived:
+        derived.write("\n".join(kept) + "\n")
+    return path
+
+
 class ProductionServer(Server):
     """``pserve production.ini http_port=PORT``: gunicorn with its workers.
 
     The instance writes its metrics to .state/metrics/PORT and its control
     socket to .state/gunicorn-PORT.ctl, as production.ini sets them;
-    ``stop`` removes both.
+    ``stop`` removes both. ``ini_path`` names a copy made by
+    :func:`derive_production_ini`.
     """
 
-    def __init__(self, log_path):
-        super().__init__(log_path, PRODUCTION_INI)
+    def __init__(self, log_path, ini_path=PRODUCTION_INI):
+        super().__init__(log_path, ini_path)
         self.metrics_dir = os.path.join(
             ROOT, ".state", "metrics", str(self.port))
         self.control_socket = os.path.join(
