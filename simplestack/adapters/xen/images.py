@@ -146,8 +146,12 @@ class ImagesMixin:
         connection = self._endpoint.connection()
         try:
             self.calls += 1
-            self._upload(connection, self._handler_path("import", **query),
-                         stream, head, length, task_ref)
+            try:
+                self._upload(connection, self._handler_path("import", **query),
+                             stream, head, length, task_ref)
+            except errors.SimplestackError:
+                self._remove_import_result(task_ref)
+                raise
             task = self._wait_for_task(task_ref, "the import")
             finished = True
             refs = task_result_refs(self._task_result(task, "the import"))
@@ -170,6 +174,29 @@ class ImagesMixin:
         logger.info("imported guest %s (%s, %d bytes) on %s", record["name"],
                     record["id"], length, self.host)
         return record
+
+    def _remove_import_result(self, task_ref):
+        """Destroy the VMs of an import task that succeeded although its
+        upload failed: XAPI can read the whole archive before the
+        connection breaks, and the caller gets an error, not the guest."""
+        try:
+            task = self._call("task.get_record", task_ref)
+        except errors.SimplestackError as error:
+            logger.warning("reading import task on %s failed: %s", self.host,
+                           error.message)
+            return
+        # NOTE: a task still pending here is cancelled by the caller; if
+        # XAPI finishes it before the cancel arrives, its VM stays.
+        if task["status"] != "success":
+            return
+        for vm_ref in task_result_refs(task["result"]):
+            logger.warning("removing VM %s that a failed import created on %s",
+                           vm_ref, self.host)
+            try:
+                self._destroy_vm_with_disks(vm_ref)
+            except errors.SimplestackError as error:
+                logger.warning("removing VM %s on %s failed: %s", vm_ref,
+                               self.host, error.message)
 
     def _check_imported(self, vm_ref):
         """Make the VM that an import created reachable as a guest, or
@@ -197,13 +224,13 @@ class ImagesMixin:
     def _upload(self, connection, path, stream, head, length, task_ref):
         """Send ``head`` and the rest of ``stream``, ``length`` bytes in
         all, then read the handler's response."""
+        sent = 0
         try:
             connection.putrequest("PUT", path)
             # XAPI refuses chunked uploads, so the length goes first.
             connection.putheader("Content-Length", str(length))
             connection.putheader("Content-Type", "application/octet-stream")
             connection.endheaders()
-            sent = 0
             data = head
             while data:
                 connection.send(data)
@@ -217,15 +244,22 @@ class ImagesMixin:
             response = connection.getresponse()
             response.read()
         except (OSError, http.client.HTTPException) as error:
-            raise self._handler_error(error, task_ref, "the import") \
-                from error
+            # Sending failed before the whole image went out, so XAPI's
+            # IMPORT_ERROR_PREMATURE_EOF blames the dropped connection, not
+            # the caller's image.
+            raise self._handler_error(error, task_ref, "the import",
+                                      send_failed=sent < length) from error
         if response.status != 200:
             raise self._handler_status_error(response.status, task_ref,
                                              "the import")
 
-    def _handler_error(self, error, task_ref, operation):
+    def _handler_error(self, error, task_ref, operation, send_failed=False):
         """Translate a failed handler connection: the task's own error
-        when XAPI already failed it, else the transport error."""
+        when XAPI already failed it, else the transport error.
+
+        ``send_failed``: the connection broke while the service was still
+        sending, so a premature end of the upload is the connection's fault.
+        """
         if task_ref is not None:
             try:
                 task = self._call("task.get_record", task_ref)
@@ -233,7 +267,10 @@ class ImagesMixin:
                 task = None
             if task is not None and task["status"] in ("failure",
                                                        "cancelled"):
-                return self._task_error(task, operation)
+                task_error = self._task_error(task, operation)
+                if not (send_failed and task_error.code
+                        == "IMPORT_ERROR_PREMATURE_EOF"):
+                    return task_error
         return self._translate_transport_error(error, self._endpoint) or \
             errors.HypervisorUnreachable(
                 "the connection to %s at %s failed during %s"

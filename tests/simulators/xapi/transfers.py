@@ -17,6 +17,7 @@ Images stream through in 1 MiB pieces; nothing holds a whole disk.
 import base64
 import hashlib
 import logging
+import ssl
 import tarfile
 import xml.parsers.expat
 import xmlrpc.client
@@ -113,7 +114,9 @@ def handle(request, path, query):
             # after the task has failed.
             status = getattr(failure, "http_status", 500)
             request.send_bytes(status, ("%s\n" % " ".join(failure.description)).encode())
-    except (ConnectionError, TimeoutError) as error:
+    except (ConnectionError, TimeoutError, ssl.SSLError) as error:
+        # A client that closes a TLS connection without close_notify
+        # raises SSLError (UNEXPECTED_EOF_WHILE_READING), not a ConnectionError.
         log.info("client of %s went away: %s", path, error)
         transfer.finish(error=["INTERNAL_ERROR", "client connection lost: %s" % error])
     except Exception:
