@@ -47,18 +47,6 @@ def test_xen_insecure_warns_per_connection(xapi_simulator, caplog):  # noqa: F81
                                    "certificate")) == 2
 
 
-def test_xen_verifies_by_default(xapi_simulator):  # noqa: F811
-    config = XenAdapter.parse_settings("xen", {})
-    adapter = XenAdapter("xen", xapi_simulator.netloc, Credentials(
-        xapi_simulator.username, CANARY_PASSWORD), config)
-
-    with pytest.raises(errors.HypervisorUnreachable) as raised:
-        adapter.open()
-
-    assert "certificate verification failed" in raised.value.message
-    assert "ca_bundle" in raised.value.message
-
-
 def test_vmware_insecure_warns_per_connection(vcsim_simulator, caplog):  # noqa: F811,E501
     caplog.set_level(logging.WARNING, logger="simplestack.adapters.vmware")
     config = VmwareAdapter.parse_settings("vmware", {"insecure": "true"})
@@ -73,17 +61,6 @@ def test_vmware_insecure_warns_per_connection(vcsim_simulator, caplog):  # noqa:
 
     assert len(warnings_of(caplog, "without verifying its TLS "
                                    "certificate")) == 2
-
-
-def test_vmware_verifies_by_default(vcsim_simulator):  # noqa: F811
-    config = VmwareAdapter.parse_settings("vmware", {})
-    adapter = VmwareAdapter("vmware", vcsim_simulator.netloc, Credentials(
-        vcsim_simulator.username, CANARY_PASSWORD), config)
-
-    with pytest.raises(errors.HypervisorUnreachable) as raised:
-        adapter.open()
-
-    assert "certificate verification failed" in raised.value.message
 
 
 # -- libvirt TLS URIs --------------------------------------------------------
