@@ -37,7 +37,9 @@ def canary_token(username):
 
 def start_xapi(vms=3):
     """Start a XAPI simulator whose only password is the canary."""
-    return XapiSimulator("--vms", str(vms), "--password", CANARY_PASSWORD).start()
+    simulator = XapiSimulator("--vms", str(vms), "--password", CANARY_PASSWORD)
+    simulator.password = CANARY_PASSWORD
+    return simulator.start()
 
 
 def start_vcsim(model="vpx", temporary_dir=None):
