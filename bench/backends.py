@@ -10,6 +10,7 @@ this process and are stopped by their pid on exit.
 import collections
 import contextlib
 import os
+import re
 import sys
 import tempfile
 import uuid
@@ -27,6 +28,7 @@ from tests.simulators.fixtures import XapiSimulator  # noqa: E402
 from tests.simulators.vcsim_fixtures import VcsimSimulator  # noqa: E402
 
 TESTING_INI = os.path.join(ROOT, "testing.ini")
+PRODUCTION_INI = os.path.join(ROOT, "production.ini")
 BACKENDS = ("libvirt", "xen", "vmware")
 
 Backend = collections.namedtuple("Backend", "name prefix guests simulator xml_path")
@@ -126,3 +128,29 @@ def started_backend(name, guests):
         with BACKEND_FACTORIES[name](guests, folder) as backend:
             yield backend
 
+
+
+def production_ini(options=None, app_section=None):
+    """Return production.ini's text with service settings changed.
+
+    ``options`` maps [app:main] keys to values: a key already in the file
+    gets the new value on its line (PasteDeploy rejects a key given twice),
+    any other key goes right after the section header. ``app_section``
+    replaces the whole [app:main] section instead.
+    """
+    with open(PRODUCTION_INI) as source:
+        text = source.read()
+    start = text.index("[app:main]\n")
+    end = text.index("\n[", start + 1) + 1
+    section = text[start:end]
+    if app_section is not None:
+        section = app_section + "\n"
+    for key, value in (options or {}).items():
+        line = "%s = %s" % (key, value)
+        pattern = re.compile(r"^%s *=.*$" % re.escape(key), re.MULTILINE)
+        if pattern.search(section):
+            section = pattern.sub(lambda match: line, section, count=1)
+        else:
+            section = section.replace("[app:main]\n",
+                                      "[app:main]\n%s\n" % line, 1)
+    return text[:start] + section + text[end:]

@@ -37,7 +37,7 @@ import urllib.request
 import backends
 
 ROOT = backends.ROOT
-PRODUCTION_INI = os.path.join(ROOT, "production.ini")
+PRODUCTION_INI = backends.PRODUCTION_INI
 PSERVE = os.path.join(ROOT, ".venv", "bin", "pserve")
 GUESTS = 100
 TARGET_RATIO = 0.8
@@ -53,25 +53,13 @@ def free_port():
         return probe.getsockname()[1]
 
 
-def replace_app_section(ini_text, app_section):
-    """Return ``ini_text`` with its [app:main] section replaced."""
-    start = ini_text.index("[app:main]\n")
-    end = ini_text.index("\n[", start + 1) + 1
-    return ini_text[:start] + app_section + "\n" + ini_text[end:]
-
-
 def write_inis(folder, xml_path):
     """Write service.ini and bare.ini into ``folder``; return their paths."""
-    with open(PRODUCTION_INI) as source:
-        production = source.read()
-    service = production.replace(
-        "[app:main]\n",
-        "[app:main]\nsimplestack.hypervisor.test.hosts = bench=%s\n"
-        % xml_path, 1)
-    bare = replace_app_section(
-        production,
+    service = backends.production_ini(
+        {"simplestack.hypervisor.test.hosts": "bench=%s" % xml_path})
+    bare = backends.production_ini(app_section=(
         "[app:main]\nuse = call:throughput_apps:bare_app\n"
-        "xml_path = %s\n" % xml_path)
+        "xml_path = %s\n" % xml_path))
     paths = []
     for name, text in (("service.ini", service), ("bare.ini", bare)):
         path = os.path.join(folder, name)

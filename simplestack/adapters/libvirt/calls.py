@@ -61,21 +61,24 @@ MISSING_DRIVER_CODES = frozenset((
 # Binding methods that change no domain definition and no volume size, so
 # they keep the cached definitions (see description_cache). Every other
 # call on a domain, snapshot, connection, pool or volume drops entries.
+# The stream methods are here because they run once per chunk of an image
+# transfer; the volume's upload call that starts a stream drops entries.
 READ_ONLY_METHODS = frozenset((
-    "DHCPLeases", "ID", "OSType", "UUIDString", "XMLDesc", "blockInfo",
-    "domainListGetStats", "getAllDomainStats", "getCapabilities",
-    "getFreeMemory", "getHostname", "getInfo", "getLibVersion",
-    "getMaxVcpus", "getName", "getParent", "getType", "getVersion",
-    "getXMLDesc", "hasCurrentSnapshot", "hasMetadata", "info", "infoFlags",
+    "abort", "blockInfo", "DHCPLeases", "domainListGetStats", "download",
+    "finish", "getAllDomainStats", "getCapabilities", "getFreeMemory",
+    "getHostname", "getInfo", "getLibVersion", "getMaxVcpus", "getName",
+    "getParent", "getType", "getVersion", "getXMLDesc",
+    "hasCurrentSnapshot", "hasMetadata", "ID", "info", "infoFlags",
     "isActive", "isAlive", "isCurrent", "isPersistent", "listAllChildren",
     "listAllDomains", "listAllNetworks", "listAllSnapshots",
     "listAllStoragePools", "listAllVolumes", "listVolumes", "lookupByName",
     "lookupByUUIDString", "metadata", "name", "networkLookupByName",
-    "networkLookupByUUIDString", "newStream", "path", "setKeepAlive",
-    "snapshotCurrent", "snapshotLookupByName", "state",
-    "storagePoolLookupByName", "storagePoolLookupByUUIDString",
+    "networkLookupByUUIDString", "newStream", "OSType", "path", "recv",
+    "send", "setKeepAlive", "snapshotCurrent", "snapshotLookupByName",
+    "state", "storagePoolLookupByName", "storagePoolLookupByUUIDString",
     "storagePoolLookupByVolume", "storageVolLookupByKey",
-    "storageVolLookupByName", "storageVolLookupByPath",
+    "storageVolLookupByName", "storageVolLookupByPath", "UUIDString",
+    "XMLDesc",
 ))
 
 ERROR_CODE_NAMES = {
@@ -134,7 +137,7 @@ class CallsMixin:
             cache.invalidate(uri, result.UUIDString())
         elif isinstance(owner, (libvirt.virConnect, libvirt.virStoragePool,
                                 libvirt.virStorageVol)):
-            # Pools and volumes hold the disk sizes of the cached entries.
+            # The disk sizes of the cached entries come from pools and volumes.
             cache.invalidate(uri)
         # Networks and streams change no domain definition.
 
