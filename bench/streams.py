@@ -34,7 +34,6 @@ import contextlib
 import http.client
 import json
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -45,7 +44,8 @@ import backends
 import libvirt
 from throughput import TOKEN, TOKEN_HEADER, Server
 
-from tests.backends import image_dir, unique_name
+from tests.backends import unique_name
+from tests.libvirt_fixtures import temporary_pool
 
 MIB = 1024 ** 2
 BLOCK = MIB
@@ -203,28 +203,6 @@ def timed(function, *args):
     return time.perf_counter() - started, result
 
 
-@contextlib.contextmanager
-def bench_pool(connection):
-    """Yield a new directory pool in the test image folder, then remove
-    it with its volumes."""
-    name = unique_name("bench-pool")
-    path = image_dir() / name
-    path.mkdir(parents=True)
-    os.chmod(path, 0o755)
-    pool = connection.storagePoolCreateXML(
-        "<pool type='dir'><name>%s</name><target><path>%s</path></target>"
-        "</pool>" % (name, path), 0)
-    try:
-        yield pool
-    finally:
-        with contextlib.suppress(libvirt.libvirtError):
-            for volume in pool.listAllVolumes(0):
-                volume.delete(0)
-        with contextlib.suppress(libvirt.libvirtError):
-            pool.destroy()
-        shutil.rmtree(path, ignore_errors=True)
-
-
 def raw_volume(pool, name, size):
     return pool.createXML(
         "<volume><name>%s</name><capacity unit='bytes'>%d</capacity>"
@@ -270,7 +248,7 @@ def main():
     growth = {"service export": [], "service import": []}
 
     connection = libvirt.open("qemu:///system")
-    with bench_pool(connection) as pool, \
+    with temporary_pool(connection, "bench-pool") as pool, \
             tempfile.TemporaryDirectory(prefix="bench-streams-") as folder:
         source = raw_volume(pool, "source.img", size)
         direct_upload(connection, source, block, size)
