@@ -319,8 +319,12 @@ class SessionManager:
             self._free_slot(pool_key[:2])
         return next_expiry
 
-    def close_idle(self):
-        """Close every pooled adapter and stop pooling (process exit)."""
+    def shutdown(self):
+        """Close every pooled adapter and stop pooling, for process exit.
+
+        Requests in progress keep their adapters and close them when they
+        end.
+        """
         with self._lock:
             self._closed = True
             idle, self._idle = self._idle, {}
@@ -360,7 +364,7 @@ def _run_reaper(manager_ref):
 def _close_at_exit(manager_ref):
     manager = manager_ref()
     if manager is not None:
-        manager.close_idle()
+        manager.shutdown()
 
 
 def _limit_error(type_name, host, limit):

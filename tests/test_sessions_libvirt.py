@@ -35,7 +35,7 @@ def service(type_name, **type_settings):
 def pooled_qemu():
     app, api = service("qemu", session_reuse="true")
     yield app, api
-    sessions_of(app.registry).close_idle()
+    sessions_of(app.registry).shutdown()
 
 
 @needs_qemu
@@ -47,7 +47,7 @@ def test_qemu_connection_is_reused(pooled_qemu):
     assert len(libvirtd_client_ids()) == before + 1
     assert sessions_of(app.registry).idle_count() == 1
 
-    sessions_of(app.registry).close_idle()
+    sessions_of(app.registry).shutdown()
     assert len(libvirtd_client_ids()) == before
 
 

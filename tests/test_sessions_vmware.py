@@ -42,7 +42,7 @@ def guests_path(simulator):
 def pooled_app(vcsim_simulator):
     app = vmware_service(vcsim_simulator, session_reuse="true")
     yield app
-    sessions_of(app.registry).close_idle()
+    sessions_of(app.registry).shutdown()
 
 
 def test_reuse_off_leaves_no_session(vcsim_simulator):
@@ -61,7 +61,7 @@ def test_reuse_on_keeps_one_session(vcsim_simulator, pooled_app):
         api.get(guests_path(vcsim_simulator))
     assert vcsim_simulator.stats()["logins"] - before == 1
     assert len(service_sessions(vcsim_simulator)) == 1
-    sessions_of(pooled_app.registry).close_idle()
+    sessions_of(pooled_app.registry).shutdown()
     assert service_sessions(vcsim_simulator) == []
 
 

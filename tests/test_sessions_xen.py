@@ -44,7 +44,7 @@ def simulator(xapi_simulator):
 def pooled_app(simulator):
     app = xen_service(simulator, session_reuse="true")
     yield app
-    sessions_of(app.registry).close_idle()
+    sessions_of(app.registry).shutdown()
 
 
 def guests_path(simulator):
@@ -69,7 +69,7 @@ def test_reuse_on_logs_in_once(simulator, pooled_app):
     assert manager.idle_count() == 1
     assert manager.slots_taken("xen", simulator.netloc) == 1
 
-    manager.close_idle()
+    manager.shutdown()
     assert open_sessions(simulator) == 0
     assert manager.slots_taken("xen", simulator.netloc) == 0
 
@@ -162,7 +162,7 @@ def test_timeout_closes_session(simulator):
     assert manager.slots_taken("xen", simulator.netloc) == 0
     api.get(guests_path(simulator))
     assert logins(simulator) == 2
-    manager.close_idle()
+    manager.shutdown()
 
 
 def test_idle_session_closes_without_requests(simulator):
@@ -205,7 +205,7 @@ def test_no_sessions_left_after_mixed_requests(simulator, pooled_app):
         else:
             api.get(guests_path(simulator))
     assert logins(simulator) == 1
-    sessions_of(pooled_app.registry).close_idle()
+    sessions_of(pooled_app.registry).shutdown()
     assert open_sessions(simulator) == 0
 
 
