@@ -362,6 +362,9 @@ def _run_reaper(manager_ref):
 
 
 def _close_at_exit(manager_ref):
+    # NOTE: atexit runs on a clean exit only: a gunicorn worker stopped by
+    # SIGTERM, or pserve stopped by SIGINT. pserve ends on SIGTERM without
+    # it, leaving pooled sessions open until the hypervisor expires them.
     manager = manager_ref()
     if manager is not None:
         manager.shutdown()

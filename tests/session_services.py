@@ -1,5 +1,6 @@
 """Services and clients for the session tests on the simulators."""
 
+import pytest
 from pyramid.paster import get_appsettings
 from webtest import TestApp
 
@@ -26,3 +27,29 @@ def client(app, simulator, password=None):
                        simulator.password if password is None else password)
     return TestApp(app, extra_environ={
         "HTTP_X_SIMPLESTACK_HYPERVISOR_TOKEN": token})
+
+
+#: The originator of the service's Xen sessions (the Xen adapter's default).
+XEN_ORIGINATOR = "simplestack"
+
+
+def xen_logins(simulator):
+    """Return the logins of the service's originator at the XAPI simulator."""
+    return simulator.stats()["logins"].get(XEN_ORIGINATOR, 0)
+
+
+def xen_open_sessions(simulator):
+    """Return the sessions of the service's originator still open."""
+    return simulator.stats()["sessions"].get(XEN_ORIGINATOR, 0)
+
+
+@pytest.fixture
+def simulator(xapi_simulator):
+    """The session's XAPI simulator with no faults, no latency and its
+    counters reset."""
+    xapi_simulator.clear_faults()
+    xapi_simulator.set_latency(0)
+    xapi_simulator.reset_stats()
+    yield xapi_simulator
+    xapi_simulator.clear_faults()
+    xapi_simulator.set_latency(0)

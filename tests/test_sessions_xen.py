@@ -12,32 +12,16 @@ import time
 import pytest
 
 from simplestack.sessions import sessions_of
-from tests.session_services import client, service
+from tests.session_services import (  # noqa: F401 (the simulator fixture)
+    client, service, simulator, xen_logins as logins,
+    xen_open_sessions as open_sessions)
 from tests.simulators.fixtures import xapi_simulator  # noqa: F401
 
-ORIGINATOR = "simplestack"
 MISSING = "00000000-0000-0000-0000-000000000000"
 
 
 def xen_service(simulator, **type_settings):
     return service("xen", simulator, **type_settings)
-
-
-def logins(simulator):
-    return simulator.stats()["logins"].get(ORIGINATOR, 0)
-
-
-def open_sessions(simulator):
-    return simulator.stats()["sessions"].get(ORIGINATOR, 0)
-
-
-@pytest.fixture
-def simulator(xapi_simulator):
-    xapi_simulator.clear_faults()
-    xapi_simulator.reset_stats()
-    yield xapi_simulator
-    xapi_simulator.clear_faults()
-    xapi_simulator.set_latency(0)
 
 
 @pytest.fixture
