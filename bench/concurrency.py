@@ -5,7 +5,7 @@
 
 Each simulator adds ``--latency`` seconds to every call (the XAPI
 simulator's /simulator/latency, the vSphere launcher's -delay-ms). The
-service runs under each production-like server (bench/servers.py). For
+service runs under each production-like server (tests/derived_servers.py). For
 ``GET /guests/{id}`` and ``GET /guests``, the script times one request
 alone (the median of 3, after a warm-up), then ``--clients`` requests sent
 at once. It prints the wall time divided by the ideal, which is the time

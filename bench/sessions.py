@@ -3,7 +3,7 @@
     .venv/bin/python bench/sessions.py [--servers waitress,gunicorn]
         [--backends xen,vmware] [--requests 1000] [--clients 32]
 
-The service runs under each production-like server (bench/servers.py),
+The service runs under each production-like server (tests/derived_servers.py),
 once with ``session_reuse`` off and once on. ``--clients`` threads send
 ``--requests`` requests of ``GET /guests/{id}`` in all. The simulators
 count the logins themselves: the XAPI simulator's /simulator/stats counts
