@@ -8,10 +8,13 @@ service's originator ("simplestack").
 import logging
 import threading
 import time
+import uuid
 
 import pytest
+from webob import Request
 
 from simplestack.sessions import sessions_of
+from tests.conftest import make_token
 from tests.session_services import (  # noqa: F401 (the simulator fixture)
     client, service, simulator, xen_logins as logins,
     xen_open_sessions as open_sessions)
@@ -213,3 +216,47 @@ def test_concurrent_requests_use_own_sessions(simulator, pooled_app):
     # in flight together logged in twice, and both sessions are pooled.
     assert logins(simulator) == 2
     assert sessions_of(pooled_app.registry).idle_count() == 2
+
+
+def start_wsgi_get(app, simulator, path):
+    """Call the WSGI app without reading the body; return (status, body)."""
+    request = Request.blank(path, headers={
+        "x-simplestack-hypervisor-token": make_token(
+            simulator.username, simulator.password)})
+    captured = {}
+
+    def start_response(status, headers, exc_info=None):
+        captured["status"] = status
+
+    body = app(request.environ, start_response)
+    return int(captured["status"][:3]), body
+
+
+def test_streamed_session_is_closed_not_pooled(simulator, pooled_app):
+    api = client(pooled_app, simulator)
+    guest = api.post_json(guests_path(simulator), {
+        "name": "sstest-" + uuid.uuid4().hex[:8], "memory": 64,
+        "hdd": 1}).json
+    manager = sessions_of(pooled_app.registry)
+    host = simulator.netloc
+    try:
+        assert manager.idle_count() == 1
+
+        status, body = start_wsgi_get(
+            pooled_app, simulator,
+            "%s/%s/export" % (guests_path(simulator), guest["id"]))
+        assert status == 200
+        # The stream took the pooled session over.
+        assert manager.idle_count() == 0
+        assert manager.slots_taken("xen", host) == 1
+
+        api.get(guests_path(simulator))
+        assert manager.slots_taken("xen", host) == 2
+        assert next(iter(body))
+        body.close()
+        # The stream's session is closed, and only the list's is pooled.
+        assert manager.slots_taken("xen", host) == 1
+        assert manager.idle_count() == 1
+        assert open_sessions(simulator) == 1
+    finally:
+        api.delete("%s/%s" % (guests_path(simulator), guest["id"]))
