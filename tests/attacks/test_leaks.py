@@ -1,10 +1,10 @@
 """1000 mixed requests per backend, a third of them failing, leak nothing.
 
-The service runs under pserve. For each backend, eight client threads send
-the same seeded sequence of 1000 requests: reads, tag changes, and
-requests that fail with 400, 404 or 409 (unknown ids, bodies that are
-not JSON or break the schema, duplicate names, power changes the state
-forbids). Afterwards:
+The service runs under pserve. For each backend, eight client threads
+share one seeded sequence of 1000 requests. Two thirds are reads and tag
+changes. One third fail with 400, 404 or 409: unknown ids, bodies that are
+not JSON or break the schema, and power changes the state forbids.
+Afterwards:
 
 - the XAPI simulator has no session of the service open (/simulator/stats);
 - the vSphere simulator's SessionManager lists no session but the one
