@@ -8,6 +8,7 @@ anything that times out a 504 HypervisorTimeout, both within the timeout
 plus 0.5 s.
 """
 
+import http.client
 import json
 import os
 import shutil
@@ -316,3 +317,21 @@ def test_hung_resolver_is_504(hung_resolver_namespace, hypervisor):
     assert outcome["body"]["error"] == "HypervisorTimeout"
     assert HUNG_RESOLVER_MESSAGES[hypervisor] in outcome["body"]["message"]
     assert outcome["seconds"] < TIMEOUT + SLACK
+
+
+def test_bounded_connect_without_timeout():
+    # A connection made without a timeout resolves the name and keeps
+    # blocking sockets, as socket.create_connection would.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    connection = http.client.HTTPConnection(
+        "localhost", listener.getsockname()[1])
+    connection._create_connection = tls.bounded_create_connection(TIMEOUT)
+    try:
+        connection.connect()
+        assert connection.sock.getpeername()[0] == "127.0.0.1"
+        assert connection.sock.gettimeout() is None
+    finally:
+        connection.close()
+        listener.close()

@@ -94,6 +94,9 @@ def bounded_create_connection(resolve_timeout):
     certificate against the host name, not the address.
     """
     def create_connection(address, timeout=None, source_address=None):
+        if timeout is socket._GLOBAL_DEFAULT_TIMEOUT:
+            # What http.client passes when it was given no timeout.
+            timeout = socket.getdefaulttimeout()
         host, port = address
         addresses = resolve(host, port, resolve_timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
