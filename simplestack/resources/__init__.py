@@ -42,8 +42,8 @@ class Root(Resource):
             "simplestack.hypervisor_types"]
 
     def __getitem__(self, name):
-        # The caller token comes first, so that a caller without one learns
-        # nothing, not even which hypervisor types exist.
+        # The caller token comes first, so that a caller without one gets
+        # its 401 whatever else is wrong with the path or the headers.
         access.check_caller_token(self.request)
         # Only configured types: a URL never names a module to import.
         hypervisor_type = self.hypervisor_types[name]
