@@ -146,6 +146,8 @@ class SessionManager:
         caller opens with :meth:`Lease.open`. Raises ServiceUnavailable
         when the host has no free session slot.
         """
+        # NOTE: the key is the URL's host, port included. Sessions that a
+        # Xen pool member redirects to its master count under the member.
         host_key = (hypervisor_type.name, host.lower())
         pool_key = None
         if self._reuse_enabled(hypervisor_type):
