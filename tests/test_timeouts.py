@@ -85,10 +85,10 @@ class FullBacklogServer:
         self.listener.close()
 
 
-def refused_port():
+def refused_port(family=socket.AF_INET, address="127.0.0.1"):
     """Return a loopback port that nobody listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+    with socket.socket(family) as sock:
+        sock.bind((address, 0))
         return sock.getsockname()[1]
 
 
@@ -195,11 +195,14 @@ def test_full_backlog_is_504(hypervisor, full_backlog_server):
 
 
 @pytest.mark.parametrize("hypervisor", HYPERVISORS)
-def test_refused_is_502(hypervisor):
+@pytest.mark.parametrize("family", [socket.AF_INET, socket.AF_INET6])
+def test_refused_is_502(hypervisor, family):
     api = make_api(**SETTINGS[hypervisor])
+    address = "127.0.0.1" if family == socket.AF_INET else "::1"
+    url_host = "127.0.0.1" if family == socket.AF_INET else "[::1]"
 
-    response, elapsed = timed_get(
-        api, "/%s/127.0.0.1:%d/guests" % (hypervisor, refused_port()), 502)
+    response, elapsed = timed_get(api, "/%s/%s:%d/guests" % (
+        hypervisor, url_host, refused_port(family, address)), 502)
 
     assert_error(response, "HypervisorUnreachable")
     assert elapsed < TIMEOUT + SLACK
