@@ -342,3 +342,28 @@ def test_tokens_command_rejects_empty_input():
 
     assert finished.returncode != 0
     assert "empty" in finished.stderr
+
+
+def test_tokens_command_makes_new_token():
+    finished = subprocess.run(
+        [sys.executable, "-m", "simplestack.tokens", "--new"], cwd=ROOT,
+        capture_output=True, text=True, timeout=30, check=True)
+    token = finished.stderr.strip()
+
+    assert len(token) >= 40
+    assert finished.stdout.strip() == "sha256:" + hashlib.sha256(
+        token.encode("ascii")).hexdigest()
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("two\nlines\n", "line break"),
+    (" padded\n", "white space"),
+])
+def test_tokens_command_rejects_bad_input(text, fragment):
+    finished = subprocess.run(
+        [sys.executable, "-m", "simplestack.tokens"], cwd=ROOT,
+        input=text, capture_output=True, text=True, timeout=30)
+
+    assert finished.returncode != 0
+    assert fragment in finished.stderr
+    assert text.strip() not in finished.stderr
