@@ -81,6 +81,20 @@ def check_encodable(node, text):
         ) from None
 
 
+# Characters that XML 1.0 cannot carry (surrogates aside): C0 controls
+# other than tab, line feed and carriage return, and U+FFFE and U+FFFF.
+# Object keys and values reach hypervisors inside XML (XAPI's XML-RPC).
+XML_FORBIDDEN_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def check_xml_text(node, text):
+    """Reject text that an XML document cannot contain."""
+    if XML_FORBIDDEN_CHARACTERS.search(text):
+        raise colander.Invalid(
+            node, "must not contain control characters other than tab, "
+                  "line feed and carriage return")
+
+
 class Object(JSONType):
     """A free-form JSON object whose values are strings."""
 
@@ -98,6 +112,8 @@ class Object(JSONType):
                         % (key, json_name(item)))
                 check_encodable(node, key)
                 check_encodable(node, item)
+                check_xml_text(node, key)
+                check_xml_text(node, item)
         return value
 
     def json_schema(self):
