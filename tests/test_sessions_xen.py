@@ -9,6 +9,7 @@ import logging
 import threading
 import time
 import uuid
+import xmlrpc.client
 
 import pytest
 from webob import Request
@@ -16,9 +17,10 @@ from webob import Request
 from simplestack.sessions import sessions_of
 from tests.conftest import make_token
 from tests.session_services import (  # noqa: F401 (the simulator fixture)
-    client, service, simulator, xen_logins as logins,
-    xen_open_sessions as open_sessions)
+    XEN_ORIGINATOR as ORIGINATOR, client, service, simulator,
+    xen_logins as logins, xen_open_sessions as open_sessions)
 from tests.simulators.fixtures import xapi_simulator  # noqa: F401
+from tests.xen_fixtures import CATransport
 
 MISSING = "00000000-0000-0000-0000-000000000000"
 
@@ -260,3 +262,27 @@ def test_streamed_session_is_closed_not_pooled(simulator, pooled_app):
         assert open_sessions(simulator) == 1
     finally:
         api.delete("%s/%s" % (guests_path(simulator), guest["id"]))
+
+
+def test_session_evicted_by_xapi_is_renewed(simulator, pooled_app):
+    api = client(pooled_app, simulator)
+    api.get(guests_path(simulator))
+    # XAPI keeps 500 sessions per originator and logs out the least
+    # recently used one past that: here, the pooled session.
+    proxy = xmlrpc.client.ServerProxy(
+        simulator.url, transport=CATransport(simulator.ca_bundle))
+    others = []
+    try:
+        for _ in range(500):
+            result = proxy.session.login_with_password(
+                simulator.username, simulator.password, "1.0",
+                ORIGINATOR)
+            others.append(result["Value"])
+        assert open_sessions(simulator) == 500
+
+        response = api.get(guests_path(simulator))
+        assert response.status_int == 200
+        assert logins(simulator) == 502
+    finally:
+        for session in others:
+            proxy.session.logout(session)
