@@ -242,9 +242,10 @@ def test_local_name_resolves():
     assert any(address[4][1] == 80 for address in addresses)
 
 
-# Run inside the namespace: a name server on 127.0.0.1:53 that reads every
-# query and never replies, then one request for a name only it could
-# resolve. Prints the status, the error body and the seconds it took.
+# Run inside the namespace: with "silent", a name server on 127.0.0.1:53
+# that reads every query and never replies (otherwise none, so queries are
+# refused at once), then one request for a name only it could resolve.
+# Prints the status, the error body and the seconds it took.
 HUNG_RESOLVER_SCRIPT = r"""
 import json, socket, sys, time
 from webtest import TestApp
@@ -252,8 +253,9 @@ from simplestack import main
 from tests.api.conftest import app_settings
 from tests.conftest import make_token
 
-server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-server.bind(("127.0.0.1", 53))
+if sys.argv[3] == "silent":
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.bind(("127.0.0.1", 53))
 
 settings = app_settings(**json.loads(sys.argv[1]))
 api = TestApp(main({}, **settings), extra_environ={
@@ -302,23 +304,39 @@ HUNG_RESOLVER_MESSAGES = {
 }
 
 
-@pytest.mark.parametrize("hypervisor", HYPERVISORS)
-def test_hung_resolver_is_504(hung_resolver_namespace, hypervisor):
+def request_in_namespace(namespace, hypervisor, name_server):
+    """Run HUNG_RESOLVER_SCRIPT in ``namespace`` and return its outcome."""
     settings = {"simplestack.hypervisor.%s.allowed_hosts" % hypervisor:
                 "hung.example.org"}
     for key, value in HUNG_RESOLVER_SETTINGS[hypervisor].items():
         settings["simplestack.hypervisor.%s.%s" % (hypervisor, key)] = value
     finished = subprocess.run(
-        ["ip", "netns", "exec", hung_resolver_namespace, sys.executable,
+        ["ip", "netns", "exec", namespace, sys.executable,
          "-c", HUNG_RESOLVER_SCRIPT, json.dumps(settings),
-         "/%s/hung.example.org/guests" % hypervisor],
+         "/%s/hung.example.org/guests" % hypervisor, name_server],
         cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert finished.returncode == 0, finished.stderr
-    outcome = json.loads(finished.stdout.strip().splitlines()[-1])
+    return json.loads(finished.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("hypervisor", HYPERVISORS)
+def test_hung_resolver_is_504(hung_resolver_namespace, hypervisor):
+    outcome = request_in_namespace(hung_resolver_namespace, hypervisor,
+                                   "silent")
 
     assert outcome["status"] == 504
     assert outcome["body"]["error"] == "HypervisorTimeout"
     assert HUNG_RESOLVER_MESSAGES[hypervisor] in outcome["body"]["message"]
+    assert outcome["seconds"] < TIMEOUT + SLACK
+
+
+@pytest.mark.parametrize("hypervisor", HYPERVISORS)
+def test_unresolvable_name_is_502(hung_resolver_namespace, hypervisor):
+    outcome = request_in_namespace(hung_resolver_namespace, hypervisor,
+                                   "absent")
+
+    assert outcome["status"] == 502
+    assert outcome["body"]["error"] == "HypervisorUnreachable"
     assert outcome["seconds"] < TIMEOUT + SLACK
 
 
