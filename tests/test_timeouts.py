@@ -269,8 +269,8 @@ print(json.dumps({"status": response.status_int, "body": response.json,
 
 @pytest.fixture
 def hung_resolver_namespace():
-    """A network namespace whose resolv.conf names a silent name server on
-    its own loopback; removed after the test."""
+    """A network namespace whose resolv.conf names a name server on its own
+    loopback, where the test may start one; removed after the test."""
     if os.geteuid() != 0 or shutil.which("ip") is None:
         pytest.skip("needs root and iproute2 to make a network namespace")
     name = "sstest-resolve-%s" % uuid.uuid4().hex[:8]
