@@ -208,7 +208,8 @@ def parse_token_digests(raw):
         match = DIGEST_PATTERN.match(line)
         if match is None:
             raise ValueError(
-                "setting %s, line %d: expected sha256:<64 hex digits>; "
+                "setting %s, line %d of its value (line 1 is the one with "
+                "the setting's name): expected sha256:<64 hex digits>; "
                 "list the digest of a token (python -m simplestack.tokens), "
                 "never the token itself" % (CALLER_TOKEN_KEY, number))
         digests.append(bytes.fromhex(match.group(1)))
