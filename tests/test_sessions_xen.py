@@ -5,6 +5,8 @@ needs, and counts logins and open sessions at the simulator, under the
 service's originator ("simplestack").
 """
 
+import hashlib
+import json
 import logging
 import threading
 import time
@@ -69,6 +71,19 @@ def test_pool_key_hides_credentials(simulator, pooled_app):
     keys = repr(list(manager._idle))
     assert simulator.password not in keys
     assert simulator.username not in keys
+    # Nor a plain hash, which anyone could compute from a guessed password.
+    encoded = json.dumps([simulator.username, simulator.password]).encode()
+    assert hashlib.sha256(encoded).hexdigest() not in keys
+
+    # A second service process draws another key, so the digests differ.
+    other_app = xen_service(simulator, session_reuse="true")
+    try:
+        client(other_app, simulator).get(guests_path(simulator))
+        other_keys = list(sessions_of(other_app.registry)._idle)
+        assert other_keys[0][:2] == list(manager._idle)[0][:2]
+        assert other_keys[0][2] != list(manager._idle)[0][2]
+    finally:
+        sessions_of(other_app.registry).shutdown()
 
 
 def test_other_credentials_get_own_session(simulator, pooled_app):
