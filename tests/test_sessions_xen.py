@@ -75,7 +75,8 @@ def test_pool_key_hides_credentials(simulator, pooled_app):
     encoded = json.dumps([simulator.username, simulator.password]).encode()
     assert hashlib.sha256(encoded).hexdigest() not in keys
 
-    # A second service process draws another key, so the digests differ.
+    # Each application draws its own key, as each server process does, so
+    # the digests differ.
     other_app = xen_service(simulator, session_reuse="true")
     try:
         client(other_app, simulator).get(guests_path(simulator))
