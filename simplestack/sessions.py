@@ -12,10 +12,11 @@ sessions.
 With ``session_reuse`` on, a request returns its open adapter to a pool
 instead of logging out, and the next request with the same type, host and
 credentials takes it. The pool key contains an HMAC-SHA256 digest of the
-credentials under a key drawn at process start, never the credentials or a
-plain hash of them. A pooled adapter serves one request at a time, keeps
-its slot, and is closed by a background thread once it has been idle for
-``session_idle_timeout`` seconds, or at process exit.
+credentials under a random key that each process draws for itself, never
+the credentials or a plain hash of them. A pooled adapter serves one
+request at a time and keeps its slot. A background thread closes it once
+it has been idle for ``session_idle_timeout`` seconds, and an atexit
+handler closes it at process exit.
 """
 
 import atexit
