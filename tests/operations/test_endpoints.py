@@ -39,11 +39,17 @@ def sample(samples, name, **labels):
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-def test_healthz_needs_no_token():
+def test_healthz_needs_no_token(caplog):
+    caplog.set_level(logging.INFO, logger="simplestack.requests")
     anonymous = TestApp(main({}, **app_settings()))
-    response = anonymous.get("/healthz")
+    response = anonymous.get("/healthz",
+                             headers={"X-Request-ID": "healthz-test-1"})
     assert response.json == {"status": "ok"}
-    assert response.headers["X-Request-ID"]
+    assert response.headers["X-Request-ID"] == "healthz-test-1"
+    summary, = [record for record in caplog.records
+                if getattr(record, "request_id", None) == "healthz-test-1"]
+    assert summary.hypervisor_calls == 0
+    assert summary.hypervisor == "-"
 
 
 def test_metrics_count_by_route_pattern(app):
