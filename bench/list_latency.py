@@ -34,13 +34,12 @@ from simplestack.adapters.vmware.guest_records import GUEST_PATHS
 from simplestack.adapters.xen.constants import GUEST_CLASSES
 from tests.xen_fixtures import CATransport
 
-# Guest counts per backend. 10000 only where the backend is seeded within
-# a few seconds: on a 2-core machine the XAPI simulator took 28 s to seed
-# 10000 VMs and the vSphere simulator 10 s.
+# Guest counts per backend. On a 2-core machine the XAPI simulator took
+# 28 s to seed 10000 VMs and the vSphere simulator 10 s.
 GUEST_COUNTS = {
     "libvirt": (1000, 10000),
-    "xen": (1000,),
-    "vmware": (1000,),
+    "xen": (1000, 10000),
+    "vmware": (1000, 10000),
 }
 
 # Target of the list latency: at most this many times the SDK's bulk call.
