@@ -1,51 +1,58 @@
-"""Compare image export and import through the service with direct libvirt
-streams.
+"""Compare image export and import through the service with direct
+transfers from the hypervisor.
 
-Run: .venv/bin/python bench/streams.py [--rounds 2] [--size-mib 1024]
-
-Needs the libvirt daemon of scripts/libvirtd (qemu:///system, as root).
-The script creates a directory storage pool ``sstest-bench-pool-*`` in the
-test image folder, fills a raw volume of ``--size-mib`` MiB through a
-direct upload stream and defines a stopped QEMU guest on it. Each round
-then times, in turn:
-
-- direct export: ``virStorageVolDownload`` of the volume, received in
-  1 MiB requests and discarded;
-- export through the service: ``GET /qemu/localhost/guests/{id}/export``,
-  read in 1 MiB blocks and discarded;
-- direct import: ``virStorageVolUpload`` of the same bytes into a new
-  volume;
-- import through the service: ``POST /qemu/localhost/guests`` with the
-  bytes as an ``application/octet-stream`` body, then ``DELETE`` of the
-  new guest.
+Run: .venv/bin/python bench/streams.py [--backends libvirt,xen]
+     [--rounds 2] [--size-mib 1024]
 
 The service runs under pserve with production.ini's [server:main]
-(gunicorn, gthread workers) on a free loopback port. While a transfer
-through the service runs, a thread samples the resident set size (VmRSS)
-of every gunicorn worker every 10 ms. The growth is the largest rise over
-the worker's size just before the transfer. The script prints throughputs,
-the ratios service/direct (target: at least 0.9) and the RSS growth
-(target: at most 32 MB), then removes the guests, volumes and pool it made
-and stops the service by its pid.
+(gunicorn, gthread workers) on a free loopback port. Each round times, in
+turn, a direct export, an export through the service, a direct import and
+an import through the service of the same image. While a transfer through
+the service runs, a thread samples the resident set size (VmRSS) of every
+gunicorn worker every 10 ms. The growth is the largest rise over the
+worker's size just before the transfer. Exports are read in 1 MiB blocks
+and discarded. The script prints throughputs, the ratios service/direct
+(target: at least 0.9) and the RSS growth (target: at most 32 MB), then
+removes what it made and stops the service and the simulator by their pid.
+
+libvirt needs the daemon of scripts/libvirtd (qemu:///system, as root). The
+script creates a directory pool ``sstest-bench-pool-*`` in the test image
+folder, fills a raw volume of ``--size-mib`` MiB of random data through an
+upload stream and defines a stopped QEMU guest on it. Direct transfers are
+``virStorageVolDownload`` and ``virStorageVolUpload`` streams; the service
+transfers are ``GET .../guests/{id}/export`` and ``POST .../guests`` with an
+``application/octet-stream`` body, followed by ``DELETE`` of the new guest.
+
+Xen uses the XAPI simulator. The script fills a new VDI of ``--size-mib``
+MiB through ``/import_raw_vdi`` and attaches it to a halted guest, whose
+XVA export is then the image. Direct transfers are HTTPS requests to the
+simulator's ``/export`` and ``/import`` handlers. The service transfers are
+the same API requests as on libvirt, with an ``application/x-xva`` body.
 """
 
 import argparse
+import base64
 import contextlib
 import http.client
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
 import threading
 import time
+from urllib.parse import urlencode
 
 import backends
 import libvirt
+import XenAPI
 from throughput import TOKEN, TOKEN_HEADER, Server
 
 from tests.backends import unique_name
 from tests.libvirt_fixtures import temporary_pool
+from tests.simulators.fixtures import XapiSimulator
+from tests.xen_fixtures import CATransport
 
 MIB = 1024 ** 2
 BLOCK = MIB
@@ -63,13 +70,10 @@ def pattern_block():
 def direct_upload(connection, volume, block, size):
     stream = connection.newStream(0)
     volume.upload(stream, 0, size, 0)
-    sent = 0
-    while sent < size:
-        data = block[:min(BLOCK, size - sent)]
+    for data in repeated_blocks(block, size):
         offset = 0
         while offset < len(data):
             offset += stream.send(data[offset:] if offset else data)
-        sent += len(data)
     stream.finish()
 
 
@@ -129,52 +133,62 @@ class RssSampler:
         return max(self.peak[pid] - self.baseline[pid] for pid in self.peak)
 
 
+def read_discarding(response):
+    """Read ``response`` to its end in 1 MiB blocks; return the byte
+    count."""
+    buffer = bytearray(BLOCK)
+    received = 0
+    while True:
+        count = response.readinto(buffer)
+        if not count:
+            return received
+        received += count
+
+
+def repeated_blocks(block, size):
+    """Yield ``size`` bytes as repetitions of ``block``."""
+    sent = 0
+    while sent < size:
+        data = block[:min(BLOCK, size - sent)]
+        sent += len(data)
+        yield data
+
+
 class Service:
-    """HTTP requests to the service's qemu host ``localhost``."""
+    """HTTP requests to one host of the service."""
 
-    def __init__(self, server):
+    def __init__(self, server, prefix, token=TOKEN):
         self.server = server
-        self.prefix = "/qemu/localhost"
+        self.prefix = prefix
+        self.token = token
 
-    def _connection(self):
-        return http.client.HTTPConnection("127.0.0.1", self.server.port,
-                                          timeout=600)
+    def _request(self, method, path, body=None, headers=()):
+        connection = http.client.HTTPConnection(
+            "127.0.0.1", self.server.port, timeout=600, blocksize=BLOCK)
+        connection.request(method, self.prefix + path, body=body,
+                           headers=dict(headers, **{TOKEN_HEADER:
+                                                    self.token}))
+        return connection, connection.getresponse()
 
     def export(self, guest_id):
-        connection = self._connection()
+        connection, response = self._request(
+            "GET", "/guests/%s/export" % guest_id)
         try:
-            connection.request("GET", "%s/guests/%s/export" % (
-                self.prefix, guest_id), headers={TOKEN_HEADER: TOKEN})
-            response = connection.getresponse()
             if response.status != 200:
                 raise RuntimeError("export failed: %d %s" % (
                     response.status, response.read()[:500]))
-            buffer = bytearray(BLOCK)
-            received = 0
-            while True:
-                count = response.readinto(buffer)
-                if not count:
-                    break
-                received += count
-            return received
+            return read_discarding(response)
         finally:
             connection.close()
 
-    def import_image(self, name, block, size):
-        def body():
-            sent = 0
-            while sent < size:
-                data = block[:min(BLOCK, size - sent)]
-                sent += len(data)
-                yield data
-
-        connection = self._connection()
+    def import_image(self, name, body, size, content_type):
+        """POST ``size`` bytes of ``body`` (a file or an iterable) as a new
+        guest called ``name``; return its id."""
+        connection, response = self._request(
+            "POST", "/guests?name=%s" % name, body=body,
+            headers={"Content-Length": str(size),
+                     "Content-Type": content_type})
         try:
-            connection.request(
-                "POST", "%s/guests?name=%s" % (self.prefix, name), body=body(),
-                headers={TOKEN_HEADER: TOKEN, "Content-Length": str(size),
-                         "Content-Type": "application/octet-stream"})
-            response = connection.getresponse()
             answer = response.read()
             if response.status != 201:
                 raise RuntimeError("import failed: %d %s" % (
@@ -184,11 +198,9 @@ class Service:
             connection.close()
 
     def delete(self, guest_id):
-        connection = self._connection()
+        connection, response = self._request("DELETE",
+                                             "/guests/%s" % guest_id)
         try:
-            connection.request("DELETE", "%s/guests/%s" % (
-                self.prefix, guest_id), headers={TOKEN_HEADER: TOKEN})
-            response = connection.getresponse()
             response.read()
             if response.status != 204:
                 raise RuntimeError("delete of guest %s failed: %d"
@@ -219,14 +231,10 @@ def guest_xml(name, path):
         "</devices></domain>" % (name, path))
 
 
-def write_service_ini(folder, pool_name):
+def write_service_ini(folder, options):
     path = os.path.join(folder, "service.ini")
     with open(path, "w") as ini:
-        ini.write(backends.production_ini({
-            "simplestack.hypervisor.qemu.allowed_hosts": "localhost",
-            "simplestack.hypervisor.qemu.storage_pool": pool_name,
-            "simplestack.hypervisor.qemu.network": "",
-        }))
+        ini.write(backends.production_ini(options))
     return path
 
 
@@ -234,80 +242,268 @@ def rate(size, seconds):
     return size / seconds / MIB
 
 
+def run_rounds(rounds, size, steps, workers):
+    """Run ``steps`` ((kind, function, through service)) ``rounds`` times.
+
+    Return ({kind: [seconds]}, {kind: [RSS growth in bytes]}).
+    """
+    times = {kind: [] for kind, _, _ in steps}
+    growth = {kind: [] for kind, _, through in steps if through}
+    for number in range(rounds):
+        for kind, function, through in steps:
+            if through:
+                with RssSampler(workers) as sampler:
+                    seconds, _ = timed(function)
+                growth[kind].append(sampler.growth)
+            else:
+                seconds, _ = timed(function)
+            times[kind].append(seconds)
+        print("round %d: %s" % (number + 1, ", ".join(
+            "%s %.0f MiB/s" % (kind, rate(size, values[-1]))
+            for kind, values in times.items())), file=sys.stderr)
+    return times, growth
+
+
+def expect_size(received, size):
+    if received != size:
+        raise RuntimeError("received %d bytes, expected %d" % (received,
+                                                               size))
+
+
+def measure_libvirt(folder, size, rounds, block):
+    connection = libvirt.open("qemu:///system")
+    try:
+        with temporary_pool(connection, "bench-pool") as pool:
+            source = raw_volume(pool, "source.img", size)
+            direct_upload(connection, source, block, size)
+            domain = connection.defineXML(guest_xml(
+                unique_name("bench-export"), source.path()))
+            server = Server(write_service_ini(folder, {
+                "simplestack.hypervisor.qemu.allowed_hosts": "localhost",
+                "simplestack.hypervisor.qemu.storage_pool": pool.name(),
+                "simplestack.hypervisor.qemu.network": "",
+            }), "/qemu/localhost/guests?limit=1")
+            try:
+                server.wait_until_ready()
+                service = Service(server, "/qemu/localhost")
+
+                def direct_import():
+                    target = raw_volume(pool, unique_name("direct"), size)
+                    direct_upload(connection, target, block, size)
+                    target.delete(0)
+
+                def service_import():
+                    guest_id = service.import_image(
+                        unique_name("bench-import"),
+                        repeated_blocks(block, size), size,
+                        "application/octet-stream")
+                    service.delete(guest_id)
+
+                steps = [
+                    ("direct export", lambda: expect_size(
+                        direct_download(connection, source), size), False),
+                    ("service export", lambda: expect_size(
+                        service.export(domain.UUIDString()), size), True),
+                    ("direct import", direct_import, False),
+                    ("service import", service_import, True),
+                ]
+                return run_rounds(rounds, size, steps,
+                                  worker_pids(server.process.pid))
+            finally:
+                server.stop()
+                with contextlib.suppress(libvirt.libvirtError):
+                    domain.undefine()
+    finally:
+        connection.close()
+
+
+class XapiHandlers:
+    """HTTPS requests to the XAPI simulator's image handlers."""
+
+    def __init__(self, simulator, session_id):
+        self.simulator = simulator
+        self.session_id = session_id
+        host, port = simulator.netloc.rsplit(":", 1)
+        self.host = host
+        self.port = int(port)
+
+    def _request(self, method, handler, query, body=None, size=None):
+        connection = http.client.HTTPSConnection(
+            self.host, self.port, timeout=600,
+            context=self.simulator.ssl_context(), blocksize=BLOCK)
+        query = dict(query, session_id=self.session_id)
+        headers = {}
+        if size is not None:
+            headers["Content-Length"] = str(size)
+        connection.request(method, "/%s?%s" % (handler, urlencode(query)),
+                           body=body, headers=headers)
+        response = connection.getresponse()
+        return connection, response
+
+    def download(self, handler, query, output=None):
+        """GET a handler; write the body to ``output`` or discard it."""
+        connection, response = self._request("GET", handler, query)
+        try:
+            if response.status != 200:
+                raise RuntimeError("%s failed: %d" % (handler,
+                                                      response.status))
+            if output is None:
+                return read_discarding(response)
+            shutil.copyfileobj(response, output, BLOCK)
+            return output.tell()
+        finally:
+            connection.close()
+
+    def upload(self, handler, query, body, size):
+        connection, response = self._request("PUT", handler, query, body,
+                                             size)
+        try:
+            response.read()
+            if response.status != 200:
+                raise RuntimeError("%s failed: %d" % (handler,
+                                                      response.status))
+        finally:
+            connection.close()
+
+
+def destroy_vm(xapi, vm):
+    """Destroy ``vm`` and the VDIs of its disks."""
+    vdis = [xapi.VBD.get_VDI(vbd) for vbd in xapi.VM.get_VBDs(vm)
+            if xapi.VBD.get_type(vbd) == "Disk"]
+    xapi.VM.destroy(vm)
+    for vdi in vdis:
+        xapi.VDI.destroy(vdi)
+
+
+def measure_xen(folder, size, rounds, block):
+    simulator = XapiSimulator("--vms", "3").start()
+    session = XenAPI.Session(simulator.url,
+                             transport=CATransport(simulator.ca_bundle))
+    try:
+        session.xenapi.login_with_password(
+            simulator.username, simulator.password, "1.0", "bench")
+        xapi = session.xenapi
+        handlers = XapiHandlers(simulator, session.handle)
+        sr = xapi.pool.get_default_SR(xapi.pool.get_all()[0])
+        vdi = xapi.VDI.create({
+            "name_label": unique_name("bench-disk"), "SR": sr,
+            "virtual_size": str(size), "type": "user", "sharable": False,
+            "read_only": False, "other_config": {}})
+        handlers.upload("import_raw_vdi", {"vdi": vdi, "format": "raw"},
+                        repeated_blocks(block, size), size)
+        vm = next(ref for ref, record in xapi.VM.get_all_records().items()
+                  if not record["is_a_template"]
+                  and not record["is_control_domain"]
+                  and record["power_state"] == "Halted")
+        taken = {xapi.VBD.get_userdevice(vbd) for vbd in xapi.VM.get_VBDs(vm)}
+        userdevice = next(str(number) for number in range(16)
+                          if str(number) not in taken)
+        xapi.VBD.create({
+            "VM": vm, "VDI": vdi, "userdevice": userdevice, "bootable": False,
+            "mode": "RW", "type": "Disk", "unpluggable": True,
+            "empty": False, "other_config": {}, "qos_algorithm_type": "",
+            "qos_algorithm_params": {}})
+        vm_uuid = xapi.VM.get_uuid(vm)
+        xva_path = os.path.join(folder, "guest.xva")
+        with open(xva_path, "wb") as output:
+            xva_size = handlers.download("export", {"uuid": vm_uuid},
+                                         output)
+
+        token = base64.b64encode(("%s:%s" % (
+            simulator.username, simulator.password)).encode()).decode()
+        server = Server(write_service_ini(folder, {
+            "simplestack.hypervisor.xen.allowed_hosts": "127.0.0.1",
+            "simplestack.hypervisor.xen.ca_bundle": simulator.ca_bundle,
+        }), "/xen/%s/guests?limit=1" % simulator.netloc, token=token)
+        try:
+            server.wait_until_ready()
+            service = Service(server, "/xen/" + simulator.netloc, token)
+
+            def direct_import():
+                before = set(xapi.VM.get_all())
+                with open(xva_path, "rb") as body:
+                    handlers.upload("import", {"sr_id": sr}, body, xva_size)
+                # The handler responds before it has read the body, and
+                # the new guest appears when its task ends.
+                deadline = time.monotonic() + 60
+                while True:
+                    new = set(xapi.VM.get_all()) - before
+                    if new or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.05)
+                for ref in new:
+                    destroy_vm(xapi, ref)
+
+            def service_import():
+                with open(xva_path, "rb") as body:
+                    guest_id = service.import_image(
+                        unique_name("bench-import"), body, xva_size,
+                        "application/x-xva")
+                service.delete(guest_id)
+
+            steps = [
+                ("direct export", lambda: expect_size(handlers.download(
+                    "export", {"uuid": vm_uuid}), xva_size), False),
+                ("service export", lambda: expect_size(
+                    service.export(vm_uuid), xva_size), True),
+                ("direct import", direct_import, False),
+                ("service import", service_import, True),
+            ]
+            return run_rounds(rounds, xva_size, steps,
+                              worker_pids(server.process.pid)), xva_size
+        finally:
+            server.stop()
+    finally:
+        with contextlib.suppress(Exception):
+            session.xenapi.session.logout()
+        simulator.stop()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backends", default="libvirt,xen",
+                        help="comma-separated: libvirt, xen (default: both)")
     parser.add_argument("--rounds", type=int, default=2,
                         help="transfers of each kind (default: 2)")
     parser.add_argument("--size-mib", type=int, default=1024,
                         help="image size in MiB (default: 1024)")
     options = parser.parse_args()
+    names = options.backends.split(",")
+    for name in names:
+        if name not in ("libvirt", "xen"):
+            parser.error("invalid backend %r; expected libvirt or xen"
+                         % name)
     size = options.size_mib * MIB
     block = pattern_block()
-    times = {kind: [] for kind in ("direct export", "service export",
-                                   "direct import", "service import")}
-    growth = {"service export": [], "service import": []}
 
-    connection = libvirt.open("qemu:///system")
-    with temporary_pool(connection, "bench-pool") as pool, \
-            tempfile.TemporaryDirectory(prefix="bench-streams-") as folder:
-        source = raw_volume(pool, "source.img", size)
-        direct_upload(connection, source, block, size)
-        domain = connection.defineXML(guest_xml(unique_name("bench-export"),
-                                                source.path()))
-        server = Server(write_service_ini(folder, pool.name()),
-                        "/qemu/localhost/guests?limit=1")
-        try:
-            server.wait_until_ready()
-            service = Service(server)
-            workers = worker_pids(server.process.pid)
-            for number in range(options.rounds):
-                seconds, received = timed(direct_download, connection, source)
-                assert received == size, received
-                times["direct export"].append(seconds)
+    results = []
+    for name in names:
+        with tempfile.TemporaryDirectory(prefix="bench-streams-") as folder:
+            if name == "libvirt":
+                measured = measure_libvirt(folder, size, options.rounds,
+                                           block)
+                results.append(("libvirt qemu:///system", size, measured))
+            else:
+                measured, xva_size = measure_xen(folder, size,
+                                                 options.rounds, block)
+                results.append(("XAPI simulator (XVA)", xva_size, measured))
 
-                with RssSampler(workers) as sampler:
-                    seconds, received = timed(service.export,
-                                              domain.UUIDString())
-                assert received == size, received
-                times["service export"].append(seconds)
-                growth["service export"].append(sampler.growth)
-
-                target = raw_volume(pool, "direct-%d.img" % number, size)
-                seconds, _ = timed(direct_upload, connection, target, block,
-                                   size)
-                times["direct import"].append(seconds)
-                target.delete(0)
-
-                with RssSampler(workers) as sampler:
-                    seconds, guest_id = timed(
-                        service.import_image,
-                        unique_name("bench-import"), block, size)
-                times["service import"].append(seconds)
-                growth["service import"].append(sampler.growth)
-                service.delete(guest_id)
-                print("round %d: %s" % (number + 1, ", ".join(
-                    "%s %.0f MiB/s" % (kind, rate(size, values[-1]))
-                    for kind, values in times.items())), file=sys.stderr)
-        finally:
-            server.stop()
-            with contextlib.suppress(libvirt.libvirtError):
-                domain.undefine()
-    connection.close()
-
-    print("Image streams of %d MiB on qemu:///system, median of %d "
-          "rounds; targets: ratio >= %.1f, RSS growth <= %d MB"
+    print("Image streams of a %d MiB disk, median of %d rounds; targets: "
+          "ratio >= %.1f, RSS growth <= %d MB"
           % (options.size_mib, options.rounds, TARGET_RATIO,
              TARGET_RSS_GROWTH_MB))
-    for kind in ("export", "import"):
-        direct = rate(size, statistics.median(times["direct " + kind]))
-        through = rate(size, statistics.median(times["service " + kind]))
-        peak = max(growth["service " + kind]) / 1e6
-        ratio = through / direct
-        print("%s: service %.0f MiB/s, direct %.0f MiB/s, ratio %.2f (%s); "
-              "worker RSS growth %.1f MB (%s)" % (
-                  kind, through, direct, ratio,
-                  "met" if ratio >= TARGET_RATIO else "missed", peak,
-                  "met" if peak <= TARGET_RSS_GROWTH_MB else "missed"))
+    for label, length, (times, growth) in results:
+        for kind in ("export", "import"):
+            direct = rate(length, statistics.median(times["direct " + kind]))
+            through = rate(length,
+                           statistics.median(times["service " + kind]))
+            peak = max(growth["service " + kind]) / 1e6
+            ratio = through / direct
+            print("%s %s of %d MiB: service %.0f MiB/s, direct %.0f MiB/s, "
+                  "ratio %.2f (%s); worker RSS growth %.1f MB (%s)" % (
+                      label, kind, length // MIB, through, direct, ratio,
+                      "met" if ratio >= TARGET_RATIO else "missed", peak,
+                      "met" if peak <= TARGET_RSS_GROWTH_MB else "missed"))
 
 
 if __name__ == "__main__":

@@ -80,7 +80,8 @@ def server_threads():
 class Server:
     """pserve serving one INI file on a free loopback port."""
 
-    def __init__(self, ini_path, check_path):
+    def __init__(self, ini_path, check_path, token=TOKEN):
+        self.token = token
         self.port = free_port()
         self.url = "http://127.0.0.1:%d%s" % (self.port, check_path)
         self.log_path = ini_path + ".log"
@@ -96,7 +97,7 @@ class Server:
 
     def get_json(self):
         request = urllib.request.Request(self.url,
-                                         headers={TOKEN_HEADER: TOKEN})
+                                         headers={TOKEN_HEADER: self.token})
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read())
 
