@@ -6,6 +6,7 @@ context (see :mod:`simplestack.resources`), so a view receives e.g. a Guest
 resource whose ``adapter`` is this request's hypervisor connection.
 """
 
+import bisect
 import operator
 from urllib.parse import urlencode
 
@@ -115,7 +116,8 @@ def select_page(request, items, fields=None, key="id"):
     items = sorted(items, key=sort_key)
     marker = query.get("marker")
     if marker is not None:
-        items = [item for item in items if sort_key(item) > marker]
+        # The page starts after the last item whose key is at most marker.
+        items = items[bisect.bisect_right(items, marker, key=sort_key):]
 
     limit = query.get("limit")
     if limit is not None and len(items) > limit:
