@@ -46,9 +46,9 @@ def scrape(server):
     return body.decode("utf-8")
 
 
-def send_requests(server):
-    """Send REQUEST_COUNT guest lists, eight at a time, each on a new
-    connection; return their statuses."""
+def send_requests(server, numbers):
+    """Send a guest list for each of ``numbers``, eight at a time, each on
+    a new connection; return their statuses."""
     def list_guests(number):
         status, headers, _ = http_get(
             server.url + "/test/default/guests",
@@ -57,7 +57,19 @@ def send_requests(server):
         return status
 
     with ThreadPoolExecutor(8) as pool:
-        return list(pool.map(list_guests, range(REQUEST_COUNT)))
+        return list(pool.map(list_guests, numbers))
+
+
+def worker_pids(server, count=2, timeout=15):
+    """Return the pids of gunicorn's workers once ``count`` have started."""
+    master = server.process.pid
+    deadline = time.monotonic() + timeout
+    while True:
+        with open("/proc/%d/task/%d/children" % (master, master)) as children:
+            pids = sorted(int(pid) for pid in children.read().split())
+        if len(pids) >= count or time.monotonic() > deadline:
+            return pids
+        time.sleep(0.1)
 
 
 def worker_request_counts(server):
@@ -75,18 +87,28 @@ def worker_request_counts(server):
 
 
 def test_metrics_sum_over_workers(production):
-    statuses = send_requests(production)
-    assert statuses == [200] * REQUEST_COUNT
+    workers = worker_pids(production)
+    assert len(workers) == 2
+    half = REQUEST_COUNT // 2
 
-    # Each scrape opens a new connection, so different workers answer;
-    # every one of them must report all the requests.
+    # With one worker stopped (SIGSTOP), the other accepts every
+    # connection, so each half of the requests goes to one known worker,
+    # and each scrape shows what the worker that answers it reports.
+    for phase, (serving, stopped) in enumerate(
+            ((workers[0], workers[1]), (workers[1], workers[0]))):
+        os.kill(stopped, signal.SIGSTOP)
+        try:
+            numbers = range(phase * half, (phase + 1) * half)
+            assert send_requests(production, numbers) == [200] * half
+            assert request_counts(scrape(production)) == (phase + 1) * half
+        finally:
+            os.kill(stopped, signal.SIGCONT)
+
+    assert worker_request_counts(production) == {
+        workers[0]: half, workers[1]: half}
+    # Both workers run again, and whichever one answers reports the total.
     for _ in range(6):
         assert request_counts(scrape(production)) == REQUEST_COUNT
-
-    per_worker = worker_request_counts(production)
-    assert sum(per_worker.values()) == REQUEST_COUNT
-    assert len([count for count in per_worker.values() if count]) >= 2, (
-        "one worker served every request: %r" % per_worker)
 
 
 def test_metrics_survive_killed_worker(production):
