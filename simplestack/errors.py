@@ -13,7 +13,8 @@ below are part of the API and never change.
 status name                              raised when
 =====  ================================  ==========================================
 400    InvalidArguments                  body not JSON, schema violation, bad value
-401    Unauthorized                      token missing, not base64, no colon, not UTF-8
+401    Unauthorized                      token missing, not base64, no colon, not UTF-8;
+                                         caller token missing or not listed
 401    HypervisorAuthenticationFailed    the hypervisor rejected the credentials
 403    HostNotAllowed                    the host is outside the allow-list
 404    EntityNotFound                    unknown guest, disk, NIC, ..., type or path
@@ -26,7 +27,8 @@ status name                              raised when
 501    FeatureNotImplemented             the hypervisor or adapter cannot do it
 502    HypervisorError                   any other hypervisor failure
 502    HypervisorUnreachable             connection refused, DNS or TLS failure
-503    ServiceUnavailable                too many image streams; see Retry-After
+503    ServiceUnavailable                too many image streams or sessions per host;
+                                         see Retry-After
 504    HypervisorTimeout                 no answer within the configured timeout
 =====  ================================  ==========================================
 """
