@@ -97,12 +97,16 @@ ERROR_SCHEMA = {
 
 ERROR_STATUSES = {
     "400": "invalid JSON, schema violation or value out of range",
-    "401": "missing or invalid token, or credentials the hypervisor rejects",
+    "401": "missing or invalid token, a caller token that is required and "
+           "missing or not listed, or credentials the hypervisor rejects",
+    "403": "the host is not in the hypervisor type's allow-list",
     "404": "unknown hypervisor type, path or entity",
     "409": "the guest's state forbids the operation, or a duplicate",
     "500": "a bug of the service; the log has the details",
     "501": "the hypervisor cannot do this",
     "502": "hypervisor error or hypervisor unreachable",
+    "503": "the host's session limit or the stream limit is reached; "
+           "retry after Retry-After seconds",
     "504": "hypervisor timeout",
 }
 BODY_ERROR_STATUSES = {
@@ -110,6 +114,12 @@ BODY_ERROR_STATUSES = {
 }
 IMPORT_ERROR_STATUSES = {
     "411": "the image upload has no Content-Length",
+}
+
+CALLER_TOKEN_SCHEME = {
+    "type": "apiKey", "in": "header", "name": "x-simplestack-token",
+    "description": "a caller token of this service, required when the "
+                   "service is configured with token digests",
 }
 
 TOKEN_PARAMETER = {
@@ -205,5 +215,11 @@ def build_document(registry, version):
                            "service is configured for.",
         },
         "paths": paths,
-        "components": {"schemas": {"Error": ERROR_SCHEMA}},
+        "components": {
+            "schemas": {"Error": ERROR_SCHEMA},
+            "securitySchemes": {"callerToken": CALLER_TOKEN_SCHEME},
+        },
+        # The caller token is checked only when the service lists token
+        # digests (simplestack.caller_token_digests); {} allows no token.
+        "security": [{}, {"callerToken": []}],
     }
