@@ -75,12 +75,6 @@ class DescriptionCache:
             self._entries[uri] = listed
             return dict(listed)
 
-    def is_valid(self, entry, fingerprint, now):
-        """Tell whether ``entry`` has ``fingerprint`` and is not older than
-        ``max_age`` at time ``now`` of ``clock``."""
-        return (entry.fingerprint == fingerprint
-                and now - entry.stored_at <= self.max_age)
-
     def put(self, uri, uuid, entry, generation):
         """Store ``entry`` unless a domain of ``uri`` was invalidated since
         ``generation`` was read."""
