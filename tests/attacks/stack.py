@@ -11,6 +11,7 @@ hypervisor ends within seconds.
 import json
 import os
 import re
+import time
 
 import requests
 
@@ -134,3 +135,13 @@ def check_response(response):
     assert isinstance(body.get("error"), str), body
     assert isinstance(body.get("message"), str) and body["message"], body
     assert "Traceback" not in response.text
+
+
+def wait_for(function, expected, timeout=10):
+    """Poll ``function`` until it returns ``expected``; return its last value."""
+    deadline = time.monotonic() + timeout
+    value = function()
+    while value != expected and time.monotonic() < deadline:
+        time.sleep(0.2)
+        value = function()
+    return value

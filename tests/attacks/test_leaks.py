@@ -33,26 +33,12 @@ CLIENT_THREADS = 8
 SEED = 20261204
 MISSING = "sstest-missing-0000"
 
-#: Seconds to wait for the server's descriptors and the hypervisors'
-#: sessions to settle after the last response.
-SETTLE_TIMEOUT = 10
-
 BACKEND_NAMES = ["test", "xen", "vmware"] + [
     name for name in test_backends.required_backends() if name in ("qemu", "lxc")]
 
 
 def open_descriptors(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
-
-
-def wait_for(function, expected, timeout=SETTLE_TIMEOUT):
-    """Poll ``function`` until it returns ``expected``; return its last value."""
-    deadline = time.monotonic() + timeout
-    value = function()
-    while value != expected and time.monotonic() < deadline:
-        time.sleep(0.2)
-        value = function()
-    return value
 
 
 def request_mix(guest_id, guest_name, tag_path, count, seed, snapshots=True):
@@ -202,7 +188,7 @@ def test_mixed_requests_leak_nothing(running, name, libvirtd_guest):
     assert REQUESTS / 4 <= failed, statuses
     assert 409 in statuses
 
-    assert wait_for(lambda: open_sessions(name, simulator), 0) == 0
+    assert stack.wait_for(lambda: open_sessions(name, simulator), 0) == 0
     if name in ("qemu", "lxc"):
-        assert wait_for(lambda: libvirtd_client_ids(server.process.pid), []) == []
-    assert wait_for(lambda: open_descriptors(server.process.pid), baseline) == baseline
+        assert stack.wait_for(lambda: libvirtd_client_ids(server.process.pid), []) == []
+    assert stack.wait_for(lambda: open_descriptors(server.process.pid), baseline) == baseline

@@ -9,6 +9,10 @@ verifies. Modes, switched at any time with ``set_mode``:
 - ``cut``: forward, but close both sides of a connection once it has
   carried ``cut_after`` bytes in either direction (a stream dropped in the
   middle);
+- ``stall``: forward, but once a connection has carried ``cut_after``
+  bytes in either direction, stop forwarding in that direction and keep
+  both sockets open until ``drop_connections`` or ``close`` (a stream that
+  hangs midway);
 - ``refuse``: close the listening socket, so new connections are refused,
   until another mode opens it again on the same port.
 
@@ -30,6 +34,7 @@ class FaultProxy:
         self.lock = threading.Lock()
         self.sockets = set()
         self.cuts = 0
+        self.released = threading.Event()
         self.listener = None
         self.port = None
         self._open_listener()
@@ -44,7 +49,7 @@ class FaultProxy:
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
 
     def set_mode(self, mode, cut_after=0):
-        if mode not in ("pass", "hang", "cut", "refuse"):
+        if mode not in ("pass", "hang", "cut", "stall", "refuse"):
             raise ValueError("invalid mode %r" % mode)
         with self.lock:
             self.mode = mode
@@ -59,13 +64,19 @@ class FaultProxy:
         elif mode != "refuse" and listener is None:
             self._open_listener()
 
-    def close(self):
-        self.set_mode("refuse")
+    def drop_connections(self):
+        """Close every connection in progress, stalled ones included."""
         with self.lock:
+            released, self.released = self.released, threading.Event()
             sockets = list(self.sockets)
             self.sockets.clear()
+        released.set()
         for sock in sockets:
             _close(sock)
+
+    def close(self):
+        self.set_mode("refuse")
+        self.drop_connections()
 
     def _accept(self, listener):
         while True:
@@ -90,13 +101,16 @@ class FaultProxy:
             return
         with self.lock:
             self.sockets.add(upstream)
-        limit = cut_after if mode == "cut" else None
+        limit = cut_after if mode in ("cut", "stall") else None
         pair = (client, upstream)
-        threading.Thread(target=self._pump, args=(client, upstream, limit, pair),
+        with self.lock:
+            released = self.released
+        arguments = (limit, pair, mode, released)
+        threading.Thread(target=self._pump, args=(client, upstream) + arguments,
                          daemon=True).start()
-        self._pump(upstream, client, limit, pair)
+        self._pump(upstream, client, *arguments)
 
-    def _pump(self, source, target, limit, pair):
+    def _pump(self, source, target, limit, pair, mode, released):
         carried = 0
         try:
             while True:
@@ -107,6 +121,8 @@ class FaultProxy:
                     target.sendall(data[:max(0, limit - carried)])
                     with self.lock:
                         self.cuts += 1
+                    if mode == "stall":
+                        released.wait()
                     break
                 target.sendall(data)
                 carried += len(data)

@@ -232,6 +232,48 @@ def padded_xva(backends):
         backend.client.delete(path)
 
 
+def test_xen_export_stalled_midway(backends):
+    backend = backends["xen"]
+    sessions = open_xapi_sessions(backend.simulator)
+    guest = backend.client.post(backend.prefix + "/guests", {
+        "name": unique_name("export"), "hdd": 2, "cpus": 1}).json()
+    path = backend.prefix + "/guests/%s/export" % guest["id"]
+    try:
+        backend.proxy.set_mode("stall", CUT_AFTER)
+        started = time.monotonic()
+        with pytest.raises(requests.exceptions.ChunkedEncodingError):
+            backend.client.get(path)
+        # The stall starts within a second; the read timeout ends it.
+        assert time.monotonic() - started < BOUND + 1
+        backend.proxy.set_mode("pass")
+        assert backend.client.get(path).status_code == 200
+    finally:
+        backend.proxy.set_mode("pass")
+        backend.client.delete(backend.prefix + "/guests/" + guest["id"])
+    assert open_xapi_sessions(backend.simulator) == sessions
+
+
+def test_xen_import_stalled_midway(backends, padded_xva):
+    backend = backends["xen"]
+    sessions = open_xapi_sessions(backend.simulator)
+    before = backend.guest_names()
+
+    backend.proxy.set_mode("stall", CUT_AFTER)
+    response, seconds = backend.timed(
+        "POST", "/guests?name=" + unique_name("imported"), data=padded_xva,
+        headers={"Content-Type": "application/octet-stream"})
+    backend.proxy.set_mode("pass")
+
+    assert response.status_code == 504, response.text
+    assert response.json()["error"] == "HypervisorTimeout"
+    assert seconds < BOUND + 1
+    # The stalled upload still holds XAPI's import, whose VM exists while
+    # it runs. Once the connection goes, XAPI fails the import and removes it.
+    backend.proxy.drop_connections()
+    assert stack.wait_for(backend.guest_names, before) == before
+    assert open_xapi_sessions(backend.simulator) == sessions
+
+
 @pytest.mark.parametrize("mode", ["cut", "pass"])
 def test_xen_import_dropped_midway(backends, padded_xva, mode):
     """With "cut", the connection drops inside the archive. With "pass",

@@ -379,7 +379,10 @@ def import_xva(transfer):
         if vm is None:
             raise Failure("IMPORT_ERROR_PREMATURE_EOF")
         checksums.finish()
-    except Failure:
+    except Exception:
+        # XAPI removes what a failed import created, whatever the error, a
+        # lost client connection included (state.cleanup in
+        # ocaml/xapi/import.ml of xapi-project/xen-api).
         with db.lock:
             _remove(sim, created)
         raise
