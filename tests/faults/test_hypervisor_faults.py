@@ -267,7 +267,7 @@ def test_xen_import_stalled_midway(backends, padded_xva):
     assert response.status_code == 504, response.text
     assert response.json()["error"] == "HypervisorTimeout"
     assert seconds < BOUND + 1
-    # The stalled upload still holds XAPI's import, whose VM exists while
+    # The stalled upload keeps XAPI's import running, and its VM exists while
     # it runs. Once the connection goes, XAPI fails the import and removes it.
     backend.proxy.drop_connections()
     assert stack.wait_for(backend.guest_names, before) == before
