@@ -6,9 +6,11 @@ Host allow-list
     commas. A URL host matches when it is an address inside one of the
     networks, or a name equal to one of the names, compared
     case-insensitively. Names are never resolved, so a name never matches a
-    network, and ``example.com.`` does not match ``example.com``. The port
-    is not part of the match. An empty list rejects every host, except for
-    types whose adapter reaches no network host (libvirt's test driver).
+    network, and ``example.com.`` does not match ``example.com``.
+    IPv4-mapped IPv6 addresses (``::ffff:192.0.2.1``), ``0.0.0.0`` and
+    ``::`` match nothing. The port is not part of the match. An empty list
+    rejects every host, except for types whose adapter reaches no network
+    host (libvirt's test driver).
 
 Caller tokens
     ``simplestack.caller_token_digests`` lists ``sha256:<64 hex digits>``
@@ -120,6 +122,12 @@ class HostAllowList:
                 continue
             address = parse_address(bare)
             if address is not None:
+                if is_ipv4_mapped(address):
+                    raise ValueError(
+                        "simplestack.hypervisor.%s.%s: invalid entry %r; "
+                        "an IPv4-mapped address matches no URL host, so "
+                        "list the IPv4 address %s instead"
+                        % (type_name, key, entry, address.ipv4_mapped))
                 networks.append(ipaddress.ip_network(address))
             else:
                 names.add(parse_name_entry(entry, type_name))
@@ -131,9 +139,25 @@ class HostAllowList:
         host = split_url_host(url_host)
         address = parse_address(host)
         if address is not None:
-            return any(address in network for network in self.networks)
+            return self.permits_address(address)
         # Entries have no empty labels, so "name." never matches "name".
         return host.lower() in self.names
+
+    def permits_address(self, address):
+        """Return whether the IP ``address`` is inside one of the networks.
+
+        An IPv4-mapped IPv6 address (``::ffff:192.0.2.1``) connects over
+        IPv4, and the unspecified addresses (``0.0.0.0``, ``::``) connect to
+        this machine, so none of them matches any network: otherwise an
+        IPv6 network such as ``::/0`` would reach IPv4 hosts.
+        """
+        if address.is_unspecified or is_ipv4_mapped(address):
+            return False
+        return any(address in network for network in self.networks)
+
+
+def is_ipv4_mapped(address):
+    return getattr(address, "ipv4_mapped", None) is not None
 
 
 def needs_allow_list(hypervisor_type):
