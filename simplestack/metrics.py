@@ -31,6 +31,13 @@ HYPERVISOR_ERRORS = (
     errors.HypervisorError, errors.HypervisorUnreachable,
     errors.HypervisorTimeout, errors.HypervisorAuthenticationFailed)
 
+# The method label takes these values, and "other" for any other method,
+# because a caller can send any token as a method and each label value is a
+# new time series.
+METHOD_LABELS = frozenset((
+    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"))
+OTHER_METHOD_LABEL = "other"
+
 _metrics = None
 _metrics_lock = threading.Lock()
 
@@ -78,7 +85,9 @@ class Metrics:
                          seconds, hypervisor_calls, exception):
         """Record a request whose response has been returned."""
         self.requests_in_progress.labels(hypervisor).dec()
-        labels = (hypervisor, endpoint, method, str(status))
+        method_label = method if method in METHOD_LABELS \
+            else OTHER_METHOD_LABEL
+        labels = (hypervisor, endpoint, method_label, str(status))
         self.requests.labels(*labels).inc()
         self.request_duration.labels(*labels).observe(seconds)
         if hypervisor_calls:

@@ -13,14 +13,24 @@ logger = logging.getLogger("simplestack.requests")
 REQUEST_ID_HEADER = "X-Request-ID"
 # A caller's request id is echoed into logs and headers: keep it short and
 # free of anything that could forge a log line or a header.
-REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+# The HTTP servers pass on a method of any length made of token characters;
+# the log keeps its first characters only.
+LOGGED_METHOD_LENGTH = 32
 
 
 def request_id_of(request):
     candidate = request.headers.get(REQUEST_ID_HEADER, "")
-    if REQUEST_ID_PATTERN.match(candidate):
+    if REQUEST_ID_PATTERN.fullmatch(candidate):
         return candidate
     return uuid.uuid4().hex
+
+
+def loggable_method(method):
+    if len(method) <= LOGGED_METHOD_LENGTH:
+        return method
+    return method[:LOGGED_METHOD_LENGTH] + "..."
 
 
 def undecodable_url_response(request):
@@ -90,7 +100,7 @@ def request_summary_tween_factory(handler, registry):
             seconds = time.monotonic() - started
             fields = {
                 "request_id": request_id,
-                "method": request.method,
+                "method": loggable_method(request.method),
                 "path": path,
                 "hypervisor": hypervisor,
                 "status": status,
