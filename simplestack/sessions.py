@@ -23,6 +23,7 @@ import atexit
 import collections
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import secrets
@@ -147,9 +148,11 @@ class SessionManager:
         caller opens with :meth:`Lease.open`. Raises ServiceUnavailable
         when the host has no free session slot.
         """
-        # NOTE: the key is the URL's host, port included. Sessions that a
-        # Xen pool member redirects to its master count under the member.
-        host_key = (hypervisor_type.name, host.lower())
+        # NOTE: the key is the URL's host and port, so "host" and
+        # "host:443" count apart even where 443 is the default port.
+        # Sessions that a Xen pool member redirects to its master count
+        # under the member.
+        host_key = (hypervisor_type.name, canonical_host(host))
         pool_key = None
         if self._reuse_enabled(hypervisor_type):
             pool_key = host_key + (self._digest(credentials),)
@@ -341,11 +344,37 @@ class SessionManager:
 
     def slots_taken(self, type_name, host):
         with self._lock:
-            return self._slots[(type_name, host.lower())]
+            return self._slots[(type_name, canonical_host(host))]
 
     def idle_count(self):
         with self._lock:
             return sum(len(entries) for entries in self._idle.values())
+
+
+def canonical_host(host):
+    """Return one spelling of a URL host (``host``, ``host:port`` or
+    ``[v6]:port``) for all the spellings that reach the same place.
+
+    Names are lowered, addresses take their compressed form and ports lose
+    their leading zeros, so ``[0:0::1]:0443`` and ``[::1]:443`` take slots
+    of one host.
+    """
+    if host.startswith("["):
+        address_text, _, rest = host[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    elif host.count(":") == 1:
+        address_text, _, port = host.partition(":")
+    else:
+        address_text, port = host, ""
+    try:
+        address = ipaddress.ip_address(address_text).compressed
+    except ValueError:
+        address = address_text.lower()
+    if ":" in address:
+        address = "[%s]" % address
+    if port.isdigit():
+        return "%s:%d" % (address, int(port))
+    return address + (":" + port if port else "")
 
 
 def _run_reaper(manager_ref):
