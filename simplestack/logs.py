@@ -21,6 +21,12 @@ from pyramid.threadlocal import get_current_request
 
 # The attributes that every LogRecord has; any other attribute came from
 # the ``extra`` argument of the logging call.
+# Characters that json.dumps leaves unescaped but that str.splitlines() and
+# other line readers take as line breaks. They can only occur inside JSON
+# strings, where their escapes stand for the same text.
+LINE_BREAK_ESCAPES = {0x85: "\\u0085", 0x2028: "\\u2028",
+                      0x2029: "\\u2029"}
+
 STANDARD_RECORD_ATTRIBUTES = frozenset(
     logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
         "message", "asctime"}
@@ -51,5 +57,7 @@ class JsonFormatter(logging.Formatter):
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
         # default=str: an extra field of another type still gives valid
-        # JSON. json.dumps escapes newlines, so a record stays one line.
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        # JSON. json.dumps escapes newlines and the translation escapes the
+        # other line breaks, so a record stays one line.
+        return json.dumps(entry, default=str, ensure_ascii=False).translate(
+            LINE_BREAK_ESCAPES)
