@@ -145,3 +145,8 @@ def wait_for(function, expected, timeout=10):
         time.sleep(0.2)
         value = function()
     return value
+
+
+def open_descriptors(pid):
+    """Return how many file descriptors process ``pid`` has open."""
+    return len(os.listdir("/proc/%d/fd" % pid))

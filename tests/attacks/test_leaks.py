@@ -17,7 +17,6 @@ Afterwards:
 
 import concurrent.futures
 import json
-import os
 import random
 import threading
 import time
@@ -35,10 +34,6 @@ MISSING = "sstest-missing-0000"
 
 BACKEND_NAMES = ["test", "xen", "vmware"] + [
     name for name in test_backends.required_backends() if name in ("qemu", "lxc")]
-
-
-def open_descriptors(pid):
-    return len(os.listdir("/proc/%d/fd" % pid))
 
 
 def request_mix(guest_id, guest_name, tag_path, count, seed, snapshots=True):
@@ -168,7 +163,7 @@ def test_mixed_requests_leak_nothing(running, name, libvirtd_guest):
         warm.get(prefix + path)
     warm.close()
     time.sleep(0.5)
-    baseline = open_descriptors(server.process.pid)
+    baseline = stack.open_descriptors(server.process.pid)
 
     # NOTE: on libvirtd, a lookup of an unknown snapshot keeps its libvirt
     # connection open until Python's garbage collector runs (a reference
@@ -191,4 +186,4 @@ def test_mixed_requests_leak_nothing(running, name, libvirtd_guest):
     assert stack.wait_for(lambda: open_sessions(name, simulator), 0) == 0
     if name in ("qemu", "lxc"):
         assert stack.wait_for(lambda: libvirtd_client_ids(server.process.pid), []) == []
-    assert stack.wait_for(lambda: open_descriptors(server.process.pid), baseline) == baseline
+    assert stack.wait_for(lambda: stack.open_descriptors(server.process.pid), baseline) == baseline

@@ -71,10 +71,16 @@ def running(tmp_path_factory):
     server = stack.start_server(folder)
     proxies = [FaultProxy(int(xapi.netloc.rsplit(":", 1)[1])), FaultProxy(vcsim.port)]
     try:
-        yield server, {
+        found = {
             "xen": Backend("xen", xapi, proxies[0], server),
             "vmware": Backend("vmware", vcsim, proxies[1], server),
         }
+        for backend in found.values():
+            backend.guest_names()
+            backend.client.close()
+        time.sleep(0.5)
+        server.descriptors = stack.open_descriptors(server.process.pid)
+        yield server, found
     finally:
         for proxy in proxies:
             proxy.close()
@@ -340,3 +346,16 @@ def test_no_worker_stays_stuck(backends, hypervisor):
     for response, seconds in list_in_parallel(backend, SERVER_THREADS):
         assert response.status_code == 200, response.text
         assert seconds < BOUND
+
+
+def test_descriptors_back_after_faults(running):
+    """Runs last: every socket the faults above left to time out is closed."""
+    server, found = running
+    for backend in found.values():
+        backend.proxy.drop_connections()
+        backend.client.close()
+
+    descriptors = stack.wait_for(lambda: stack.open_descriptors(server.process.pid),
+                                 server.descriptors)
+
+    assert descriptors == server.descriptors
