@@ -1,6 +1,6 @@
 """Compare the throughput of GET /guests/{id} with a bare Pyramid app.
 
-Run: .venv/bin/python bench/throughput.py [--rounds 5] [--seconds 5]
+Run: .venv/bin/python bench/throughput.py [--rounds 10] [--seconds 3]
 
 Both applications run under pserve with production.ini's [server:main]
 (gunicorn, gthread workers, the same worker and thread counts) and its
@@ -14,7 +14,8 @@ wrk (Debian package ``wrk``) drives one server at a time with as many
 connections as the server has threads, for ``--seconds`` each, in rounds
 that alternate which side goes first, so that drift of a noisy machine
 hits both. The script prints the requests per second of every run, the
-medians and their ratio (target: at least 0.8), and stops both servers by
+medians, their ratio, and the median of the ratios within each round, which
+it compares with the target of at least 0.8. It stops both servers by
 their pid.
 """
 
@@ -142,10 +143,10 @@ def run_wrk(url, connections, seconds):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5,
-                        help="runs of each side (default: 5)")
-    parser.add_argument("--seconds", type=int, default=5,
-                        help="length of one wrk run in seconds (default: 5)")
+    parser.add_argument("--rounds", type=int, default=10,
+                        help="runs of each side (default: 10)")
+    parser.add_argument("--seconds", type=int, default=3,
+                        help="length of one wrk run in seconds (default: 3)")
     options = parser.parse_args()
 
     connections = server_threads()
@@ -179,14 +180,20 @@ def main():
 
     service_rate = statistics.median(rates["service"])
     bare_rate = statistics.median(rates["bare"])
-    ratio = service_rate / bare_rate
+    # Each round's two runs are adjacent in time, so the ratio within a
+    # round is less exposed to load that comes and goes than the ratio of
+    # the medians.
+    ratio = statistics.median(
+        service / bare for service, bare in zip(rates["service"],
+                                                rates["bare"]))
     print("GET /guests/{id} on the test driver under gunicorn (%d "
-          "connections), median of %d runs of %d s" % (
+          "connections), %d rounds of %d s per side" % (
               connections, options.rounds, options.seconds))
-    print("service %.1f requests/s, bare Pyramid app %.1f requests/s, "
-          "ratio %.2f (target >= %.1f: %s)" % (
-              service_rate, bare_rate, ratio, TARGET_RATIO,
-              "met" if ratio >= TARGET_RATIO else "missed"))
+    print("service %.1f requests/s, bare Pyramid app %.1f requests/s "
+          "(medians), ratio of the medians %.2f" % (
+              service_rate, bare_rate, service_rate / bare_rate))
+    print("median of the per-round ratios %.2f (target >= %.1f: %s)" % (
+        ratio, TARGET_RATIO, "met" if ratio >= TARGET_RATIO else "missed"))
 
 
 if __name__ == "__main__":

@@ -28,30 +28,43 @@ STATES = {
 
 class GuestReader:
     """One connection to the test driver file, shared by the threads of a
-    worker as the service shares its connection to a test driver file."""
+    worker as the service shares its connection to a test driver file.
+
+    The connection opens on the first request, in the worker process:
+    pserve loads the application in gunicorn's master before it forks.
+    """
 
     def __init__(self, xml_path):
-        self.connection = libvirt.open("test://" + xml_path)
+        self.xml_path = xml_path
+        self._connection = None
         self.hostname = None
         self.lock = threading.Lock()
 
+    @property
+    def connection(self):
+        with self.lock:
+            if self._connection is None:
+                self._connection = libvirt.open("test://" + self.xml_path)
+            return self._connection
+
     def read(self, guest_id):
-        domain = self.connection.lookupByUUIDString(guest_id)
+        connection = self.connection
+        domain = connection.lookupByUUIDString(guest_id)
         root = ET.fromstring(domain.XMLDesc(0))
-        stats = self.connection.domainListGetStats(
+        stats = connection.domainListGetStats(
             [domain], libvirt.VIR_DOMAIN_STATS_STATE)[0][1]
         state = STATES.get(stats["state.state"], "UNKNOWN")
         hdd = 0
         for disk in root.findall("devices/disk[@device='disk']"):
-            hdd += self._capacity(domain, disk)
+            hdd += _capacity(connection, domain, disk)
         vcpu = root.find("vcpu")
         host = None
         if state != "STOPPED":
             # The service keeps the host name for 10 s, so a request in a
-            # run of requests does not ask for it.
-            with self.lock:
-                if self.hostname is None:
-                    self.hostname = self.connection.getHostname()
+            # run of requests does not ask for it. Two threads may both ask
+            # on the first requests; both store the same name.
+            if self.hostname is None:
+                self.hostname = connection.getHostname()
             host = self.hostname
         return {
             "id": root.findtext("uuid").lower(),
@@ -66,15 +79,16 @@ class GuestReader:
             "host": host,
         }
 
-    def _capacity(self, domain, disk):
-        """Return the disk's size the way the service's adapter reads it on
-        the test driver: from its volume, else from virDomainGetBlockInfo."""
-        path = disk.find("source").get("file")
-        try:
-            return self.connection.storageVolLookupByPath(path).info()[1]
-        except libvirt.libvirtError:
-            target = disk.find("target").get("dev")
-            return domain.blockInfo(target, 0)[0]
+
+def _capacity(connection, domain, disk):
+    """Return the disk's size the way the service's adapter reads it on the
+    test driver: from its volume, else from virDomainGetBlockInfo."""
+    path = disk.find("source").get("file")
+    try:
+        return connection.storageVolLookupByPath(path).info()[1]
+    except libvirt.libvirtError:
+        target = disk.find("target").get("dev")
+        return domain.blockInfo(target, 0)[0]
 
 
 def bare_app(global_config, xml_path):
