@@ -2,10 +2,10 @@
 
 Each operation below runs once without faults while the XAPI simulator
 counts its calls. Then, for every call that is not a read, the operation
-runs again with that one call failing (a /simulator/faults rule, once):
-the request must fail with a JSON error, never 500, and every record of
-the pool must be as it was before the request (the dump of
-test_half_changes.py).
+runs again with that one call failing once (a /simulator/faults rule).
+The request must fail with a JSON error, never 500. Every record of the
+pool must be as it was before the request, compared with the dump of
+test_half_changes.py.
 """
 
 import json
