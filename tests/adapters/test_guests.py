@@ -100,8 +100,10 @@ def _list_calls(tmp_path, count):
 
 def test_list_guests_calls_per_guest(tmp_path):
     # libvirt 9.0 has no bulk call for domain XML, and the test driver's
-    # getAllDomainStats returns the state only: each guest costs exactly
-    # one XMLDesc, everything else is a fixed number of bulk calls.
+    # getAllDomainStats returns the state only: in the first list of a
+    # seed each guest costs exactly one XMLDesc, everything else is a
+    # fixed number of bulk calls. Later lists take the XML from a cache
+    # (see test_call_counts.py).
     calls_10 = _list_calls(tmp_path, 10)
     calls_1000 = _list_calls(tmp_path, 1000)
 

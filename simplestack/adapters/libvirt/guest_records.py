@@ -197,6 +197,8 @@ class GuestRecordsMixin:
             return self._call(self.conn.getAllDomainStats, groups, 0)
         # LXC has no getAllDomainStats in libvirt 9.0. A second listing
         # returns the running domains, see _listed_state for the others.
+        # NOTE: with the leases of one active network an LXC list makes 4
+        # calls, one more than a list of the other drivers.
         domains = self._call(self.conn.listAllDomains, 0)
         running = {domain.UUIDString() for domain in self._call(
             self.conn.listAllDomains,
