@@ -1,4 +1,5 @@
-"""Calls into libvirt of the guest list on seeded test driver files.
+"""Calls into libvirt of the guest list on seeded test driver files, and
+the cache of domain XML that keeps them constant.
 
 The list reads each domain's XML once and keeps it (see
 simplestack.adapters.libvirt.description_cache), so from the second list on
@@ -143,3 +144,52 @@ def test_outside_change_shows_after_max_age(tmp_path, monkeypatch):
 
     assert cached[guest_id]["cpus"] == 1
     assert expired[guest_id]["cpus"] == 2
+
+
+def _empty_entry(cache):
+    return description_cache.CachedDescription(
+        fingerprint=(1,), stored_at=cache.clock(), fields=(), disk_targets=(),
+        macs=(), networks=(), disk_sizes={})
+
+
+def test_cache_skips_entry_read_before_change():
+    cache = description_cache.DescriptionCache()
+    generation = cache.generation("test:///seed")
+    entry = _empty_entry(cache)
+    # Another request changes a guest of the URI while this list reads XML.
+    cache.invalidate("test:///seed", "0F8FAD5B-D9CB-469F-A165-70867728950E")
+    cache.put("test:///seed", "6695eb01-f6a4-8304-79aa-97f2502e193f", entry,
+              generation)
+
+    listed = cache.entries("test:///seed",
+                           {"6695eb01-f6a4-8304-79aa-97f2502e193f"})
+
+    assert listed == {}
+
+
+def test_cache_keeps_entries_of_listed_guests_only():
+    cache = description_cache.DescriptionCache()
+    entry = _empty_entry(cache)
+    for uuid in ("a", "b"):
+        generation = cache.generation("test:///seed")
+        cache.put("test:///seed", uuid, entry, generation)
+
+    first = cache.entries("test:///seed", {"a"})
+    second = cache.entries("test:///seed", {"a", "b"})
+
+    assert set(first) == {"a"}
+    assert set(second) == {"a"}
+
+
+def test_hostname_expires_after_max_age():
+    now = [100.0]
+    cache = description_cache.DescriptionCache(max_age=10.0,
+                                               clock=lambda: now[0])
+    cache.store_hostname("test:///seed", "node1")
+    now[0] += 10.0
+    fresh = cache.hostname("test:///seed")
+    now[0] += 0.5
+    expired = cache.hostname("test:///seed")
+
+    assert fresh == "node1"
+    assert expired is None
