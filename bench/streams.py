@@ -90,13 +90,6 @@ def direct_download(connection, volume):
     return received
 
 
-def worker_pids(master_pid):
-    """Return the pids of the gunicorn workers of ``master_pid``."""
-    path = "/proc/%d/task/%d/children" % (master_pid, master_pid)
-    with open(path) as children:
-        return [int(pid) for pid in children.read().split()]
-
-
 def rss_bytes(pid):
     with open("/proc/%d/status" % pid) as status:
         for line in status:
@@ -308,7 +301,7 @@ def measure_libvirt(folder, size, rounds, block):
                     ("service import", service_import, True),
                 ]
                 return run_rounds(rounds, size, steps,
-                                  worker_pids(server.process.pid))
+                                  server.workers())
             finally:
                 server.stop()
                 with contextlib.suppress(libvirt.libvirtError):
@@ -450,7 +443,7 @@ def measure_xen(folder, size, rounds, block):
                 ("service import", service_import, True),
             ]
             return run_rounds(rounds, xva_size, steps,
-                              worker_pids(server.process.pid)), xva_size
+                              server.workers()), xva_size
         finally:
             server.stop()
     finally:

@@ -82,6 +82,7 @@ class Server:
     """pserve serving one INI file on a free loopback port."""
 
     def __init__(self, ini_path, check_path, token=TOKEN):
+        self.ini_path = ini_path
         self.token = token
         self.port = free_port()
         self.url = "http://127.0.0.1:%d%s" % (self.port, check_path)
@@ -117,16 +118,41 @@ class Server:
                         % (self.url, START_TIMEOUT, self.log_path))
                 time.sleep(0.2)
 
+    def workers(self):
+        """Return the pids of the gunicorn workers of this server."""
+        path = "/proc/%d/task/%d/children" % (self.process.pid,
+                                             self.process.pid)
+        with open(path) as children:
+            return [int(pid) for pid in children.read().split()]
+
     def stop(self):
-        """Stop gunicorn at once (SIGINT), or kill it after 30 s."""
+        """Stop gunicorn at once (SIGINT), or kill it after 30 s, then kill
+        any worker that outlived it."""
         if self.process.poll() is not None:
             return
+        workers = self.workers()
         self.process.send_signal(signal.SIGINT)
         try:
             self.process.wait(30)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        # NOTE: gunicorn workers that had served libvirt image streams on
+        # qemu:///system stayed blocked in a futex wait after their master
+        # exited, and ignored SIGTERM. The cause is not known.
+        for pid in workers:
+            if self._is_own_worker(pid):
+                print("gunicorn worker %d outlived its master; killing it"
+                      % pid, file=sys.stderr)
+                os.kill(pid, signal.SIGKILL)
+
+    def _is_own_worker(self, pid):
+        """Tell whether ``pid`` still runs pserve on this server's INI."""
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as cmdline:
+                return self.ini_path.encode() in cmdline.read()
+        except FileNotFoundError:
+            return False
 
 
 def run_wrk(url, connections, seconds):
