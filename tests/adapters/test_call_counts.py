@@ -146,6 +146,20 @@ def test_outside_change_shows_after_max_age(tmp_path, monkeypatch):
     assert expired[guest_id]["cpus"] == 2
 
 
+def test_outside_rename_shows_at_once(tmp_path):
+    adapter = _adapter(tmp_path, 10)
+    try:
+        guest_id = _stopped_guest(adapter)
+        adapter.list_guests()
+        # A rename past the adapter's invalidation, as virsh would make it.
+        adapter.conn.lookupByUUIDString(guest_id).rename("sstest-renamed")
+        listed = {record["id"]: record for record in adapter.list_guests()}
+    finally:
+        adapter.close()
+
+    assert listed[guest_id]["name"] == "sstest-renamed"
+
+
 def _empty_entry(cache):
     return description_cache.CachedDescription(
         fingerprint=(1,), stored_at=cache.clock(), fields=(), disk_targets=(),

@@ -251,10 +251,13 @@ def _fingerprint(domain, stats):
     may have changed.
 
     The domain ID changes on every start, which also rewrites the live XML.
+    The name is part of it so that a rename made elsewhere shows at once;
+    ID and name come from the listed virDomain without a call to libvirt.
     The test driver's stats contain the state only.
     """
     get = stats.get
-    fingerprint = (domain.ID(), get("state.state"), get("vcpu.current"),
+    fingerprint = (domain.ID(), domain.name(), get("state.state"),
+                   get("vcpu.current"),
                    get("vcpu.maximum"), get("balloon.maximum"))
     block_count = get("block.count")
     if not block_count:
