@@ -179,9 +179,11 @@ def check_host(hypervisor_type, url_host):
         return
     allowed = hypervisor_type.service[ALLOWED_HOSTS_KEY]
     if not allowed.permits(url_host):
+        # The list matches hosts without their port, so the message names
+        # the host as an entry would have to be written.
         raise errors.HostNotAllowed(
             "host %r is not in simplestack.hypervisor.%s.allowed_hosts"
-            % (url_host, hypervisor_type.name))
+            % (split_url_host(url_host), hypervisor_type.name))
 
 
 def check_redirect(config, url_host, target_host):
@@ -203,8 +205,9 @@ def log_allow_list(hypervisor_type):
         return
     count = len(hypervisor_type.service[ALLOWED_HOSTS_KEY])
     if count:
-        logger.info("hypervisor type %s: allowed_hosts has %d entries",
-                    hypervisor_type.name, count)
+        logger.info("hypervisor type %s: allowed_hosts has %d %s",
+                    hypervisor_type.name, count,
+                    "entry" if count == 1 else "entries")
     else:
         logger.warning("hypervisor type %s: allowed_hosts is empty, so "
                        "every request to it gets 403 HostNotAllowed",

@@ -111,6 +111,16 @@ def test_host_outside_list_is_403(recorded):
     assert recorded == []
 
 
+def test_403_message_names_host_without_port(recorded):
+    api = client(guarded_settings("127.0.0.1 localhost"))
+
+    response = api.get("/guarded/192.0.2.1:8443/guests", status=403)
+
+    assert "'192.0.2.1'" in response.json["message"]
+    assert "8443" not in response.json["message"]
+    assert recorded == []
+
+
 @pytest.mark.parametrize("url_host", [
     "127.1", "2130706433", "localhost.", "LOCALHOST.", "[::ffff:127.0.0.1]",
     "127.0.0.2", "nothing.invalid",
