@@ -88,3 +88,18 @@ def test_list_endpoints_document_paging(anonymous):
 
 def test_document_is_valid_openapi(anonymous):
     validate(anonymous.get("/openapi.json").json)
+
+
+def test_caller_token_scheme_only_on_hypervisor_paths(anonymous):
+    document = anonymous.get("/openapi.json").json
+    scheme = document["components"]["securitySchemes"]["callerToken"]
+    assert scheme == {
+        "type": "apiKey", "in": "header", "name": "x-simplestack-token",
+        "description": scheme["description"]}
+    assert {} in document["security"]
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if path.startswith("/{hypervisor}/{host}"):
+                assert "security" not in operation, (method, path)
+            else:
+                assert operation["security"] == [], (method, path)
