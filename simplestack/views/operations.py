@@ -99,5 +99,8 @@ def includeme(config):
     config.add_route("docs_script", "/docs/init.js")
     config.add_view(docs_script, route_name="docs_script",
                     request_method="GET")
+    # request_method is a route predicate here, so other methods never get
+    # the file: traversal takes them, as it does for /docs.
     config.add_static_view(DOCS_STATIC_PATH, str(swagger_ui_path),
-                           cache_max_age=3600)
+                           cache_max_age=3600,
+                           request_method=("GET", "HEAD"))
