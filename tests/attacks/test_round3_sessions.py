@@ -1,8 +1,11 @@
-"""The per-host session limit against other spellings of the same host.
+"""The per-host session limit and the session pool under attack.
 
-A listener that accepts connections and never replies keeps a request's
-session slot taken until the adapter times out. Every other spelling of that
-host must then get 503 at once, not open one more session.
+Spellings of one host: a listener that accepts connections and never
+replies keeps a request's session slot taken until the adapter times out.
+Every other spelling of that host must then get 503 at once, not open one
+more session. The pool: credentials that differ in any way never get a
+session that other credentials opened, and an evicted session is logged
+out.
 """
 
 import socket
@@ -14,9 +17,14 @@ from pyramid.paster import get_appsettings
 from webtest import TestApp
 
 from simplestack import main
+from simplestack.sessions import sessions_of
 from tests.attacks.conftest import assert_error
 from tests.conftest import make_token
 from tests.server import TESTING_INI
+from tests.session_services import (  # noqa: F401 (the simulator fixture)
+    client as session_client, service as session_service, simulator,
+    xen_logins, xen_open_sessions)
+from tests.simulators.fixtures import xapi_simulator  # noqa: F401
 
 READ_TIMEOUT = 4
 
@@ -115,3 +123,54 @@ def test_other_spelling_gets_503(hung, held, other):
     assert response.headers["Retry-After"] == "5"
     assert "max_sessions_per_host" in body["message"]
     assert elapsed < READ_TIMEOUT - 1
+
+
+# -- the session pool on the XAPI simulator ----------------------------------
+
+@pytest.fixture
+def pooled_app(simulator):
+    app = session_service("xen", simulator, session_reuse="true")
+    yield app
+    sessions_of(app.registry).shutdown()
+
+
+@pytest.mark.parametrize("password", [
+    "simulator ", " simulator", "Simulator", "simulat\u006fr\u0301",
+    "simulator\u200b", "",
+])
+def test_near_password_never_gets_pooled_session(simulator, pooled_app,
+                                                 password):
+    path = "/xen/%s/guests" % simulator.netloc
+    session_client(pooled_app, simulator).get(path)
+    logins_before = xen_logins(simulator)
+
+    response = session_client(pooled_app, simulator, password=password).get(
+        path, expect_errors=True)
+
+    assert_error(response, 401, "HypervisorAuthenticationFailed")
+    # The 401 shows that the request tried its own credentials; the
+    # simulator counts only logins that succeed.
+    assert xen_logins(simulator) == logins_before
+    assert sessions_of(pooled_app.registry).idle_count() == 1
+
+
+def test_wrong_password_eviction_leaks_no_session(simulator):
+    # With one slot, a request with other credentials closes the idle
+    # pooled session to take its slot; the session must be logged out.
+    app = session_service("xen", simulator, session_reuse="true",
+                          max_sessions_per_host="1")
+    path = "/xen/%s/guests" % simulator.netloc
+    try:
+        session_client(app, simulator).get(path)
+        assert xen_open_sessions(simulator) == 1
+
+        response = session_client(app, simulator, password="wrong").get(
+            path, expect_errors=True)
+
+        assert_error(response, 401, "HypervisorAuthenticationFailed")
+        assert xen_open_sessions(simulator) == 0
+        assert sessions_of(app.registry).slots_taken(
+            "xen", simulator.netloc) == 0
+    finally:
+        sessions_of(app.registry).shutdown()
+
