@@ -77,3 +77,19 @@ def test_other_path_needs_caller_token(app, path, method):
         assert response.status_int == 400
     else:
         assert response.status_int == 401
+
+
+@pytest.mark.parametrize("value", ["", " ", "\t", "  \t "])
+def test_empty_token_rejected_even_if_listed(value):
+    # The digest of the empty token on the list must not open the service
+    # to callers that send an empty or blank header.
+    settings = dict(get_appsettings(TESTING_INI, name="main"))
+    settings["simplestack.caller_token_digests"] = "\n".join([
+        CALLER_DIGEST, "sha256:" + hashlib.sha256(b"").hexdigest()])
+    app = TestApp(main({}, **settings), extra_environ={
+        "HTTP_X_SIMPLESTACK_HYPERVISOR_TOKEN": make_token()})
+
+    response = app.get("/test/default/guests", expect_errors=True,
+                       headers={"x-simplestack-token": value})
+
+    assert_error(response, 401, "Unauthorized")
