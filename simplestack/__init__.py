@@ -6,7 +6,7 @@ from pyramid.config import Configurator
 
 from simplestack.metrics import configure_metrics
 from simplestack.resources import root_factory
-from simplestack.responses import response_factory
+from simplestack.responses import response_factory, set_request_class
 from simplestack.settings import parse_settings
 from simplestack.streams import StreamSlots
 
@@ -31,6 +31,7 @@ def main(global_config, **raw_settings):
         config.registry.simplestack_metrics = configure_metrics(settings)
         config.registry.simplestack_stream_slots = StreamSlots(
             settings["simplestack.max_concurrent_streams"])
+        set_request_class(config)
         app = config.make_wsgi_app()
 
     logger.info("Simplestack started with hypervisor types: %s",
