@@ -19,14 +19,19 @@ import logging
 
 from pyramid.threadlocal import get_current_request
 
-# The attributes that every LogRecord has; any other attribute came from
-# the ``extra`` argument of the logging call.
 # Characters that json.dumps leaves unescaped but that str.splitlines() and
 # other line readers take as line breaks. They can only occur inside JSON
 # strings, where their escapes stand for the same text.
 LINE_BREAK_ESCAPES = {0x85: "\\u0085", 0x2028: "\\u2028",
                       0x2029: "\\u2029"}
 
+# One encoder for every record: json.dumps with these options builds a new
+# JSONEncoder on each call. default=str: an extra field of another type
+# still gives valid JSON.
+ENCODER = json.JSONEncoder(default=str, ensure_ascii=False)
+
+# The attributes that every LogRecord has; any other attribute came from
+# the ``extra`` argument of the logging call.
 STANDARD_RECORD_ATTRIBUTES = frozenset(
     logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
         "message", "asctime"}
@@ -56,8 +61,10 @@ class JsonFormatter(logging.Formatter):
             entry["exception"] = self.formatException(record.exc_info)
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
-        # default=str: an extra field of another type still gives valid
-        # JSON. json.dumps escapes newlines and the translation escapes the
-        # other line breaks, so a record stays one line.
-        return json.dumps(entry, default=str, ensure_ascii=False).translate(
-            LINE_BREAK_ESCAPES)
+        # The encoder escapes newlines and the translation escapes the other
+        # line breaks, so a record stays one line. Those line breaks are
+        # outside ASCII, and most lines are ASCII only.
+        line = ENCODER.encode(entry)
+        if line.isascii():
+            return line
+        return line.translate(LINE_BREAK_ESCAPES)

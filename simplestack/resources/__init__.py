@@ -62,6 +62,10 @@ def check_path_segments(path):
             raise errors.InvalidArguments(
                 "invalid path %r: '.' and '..' segments are not allowed"
                 % path)
+        # Fast path: in ASCII, the control characters are exactly the
+        # characters that str.isprintable() rejects.
+        if segment.isascii() and segment.isprintable():
+            continue
         if has_control_character(segment):
             raise errors.InvalidArguments(
                 "invalid path segment %r: control characters are not "
