@@ -1,15 +1,20 @@
-"""A client that stops sending an image upload, against production.ini's
-gunicorn.
+"""Clients that stop sending an image upload or reading an export, against
+production.ini's gunicorn.
 
-gunicorn's threaded workers read a request body without a timeout, so
-without simplestack.client_timeout such a request kept its thread and its
-XAPI session until the client went away.
+gunicorn's threaded workers read a request body and write a response
+without a timeout, so without simplestack.client_timeout such a request
+kept its thread and its XAPI session until the client went away.
 """
 
+import hashlib
+import io
+import json
 import os
 import socket
 import tarfile
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -18,6 +23,11 @@ from tests.operations.servers import (
     ProductionServer, derive_production_ini, http_get)
 
 CLIENT_TIMEOUT = 3
+
+#: MiB of random data blocks added to the exported guest's disk, so that the
+#: export is far larger than what the socket buffers can take
+#: (net.ipv4.tcp_wmem's maximum is 4 MiB in Linux's default settings).
+ADDED_MEBIBYTES = 32
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +90,90 @@ def test_stalled_upload_frees_session(simulator, production):
         assert wait_for_sessions(simulator, 0, CLIENT_TIMEOUT + 10), \
             "the stalled upload still holds its XAPI session"
         assert time.monotonic() - started >= CLIENT_TIMEOUT - 1
+
+    status, _, body = http_get(production.url + "/healthz")
+    assert status == 200, body
+
+
+def service_request(production, simulator, method, path, body=None,
+                    content_type=None):
+    """Send a request to the Xen pool's path; return (status, body)."""
+    headers = {stack.TOKEN_HEADER: stack.canary_token("root")}
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    request = urllib.request.Request(
+        "%s/xen/%s%s" % (production.url, simulator.netloc, path),
+        data=body, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def with_data_blocks(xva, mebibytes):
+    """Return the XVA ``xva`` with ``mebibytes`` random 1 MiB blocks added
+    to its first disk, each with its SHA-1 checksum member."""
+    source = tarfile.open(fileobj=io.BytesIO(xva))
+    output = io.BytesIO()
+    target = tarfile.open(fileobj=output, mode="w")
+    for member in source.getmembers():
+        data = source.extractfile(member).read()
+        if member.name.endswith("/00000000"):
+            disk = member.name.split("/")[0]
+            for index in range(1, mebibytes + 1):
+                block = os.urandom(1 << 20)
+                checksum = hashlib.sha1(block).hexdigest().encode("ascii")
+                for name, content in (
+                        ("%s/%08d" % (disk, index), block),
+                        ("%s/%08d.checksum" % (disk, index), checksum)):
+                    info = tarfile.TarInfo(name)
+                    info.size = len(content)
+                    target.addfile(info, io.BytesIO(content))
+        target.addfile(member, io.BytesIO(data))
+    target.close()
+    return output.getvalue()
+
+
+@pytest.fixture(scope="module")
+def large_guest(simulator, production):
+    """A guest whose export is over ADDED_MEBIBYTES MiB."""
+    status, body = service_request(
+        production, simulator, "POST", "/guests",
+        json.dumps({"name": "round3-small", "hdd": 1}).encode("utf-8"),
+        "application/json")
+    assert status == 201, body
+    small = json.loads(body)
+    status, xva = service_request(
+        production, simulator, "GET", "/guests/%s/export" % small["id"])
+    assert status == 200
+    status, body = service_request(
+        production, simulator, "POST", "/guests?name=round3-large",
+        with_data_blocks(xva, ADDED_MEBIBYTES), "application/x-xva")
+    assert status == 201, body
+    return json.loads(body)
+
+
+def test_stalled_export_frees_session(simulator, production, large_guest):
+    request = (
+        b"GET /xen/" + simulator.netloc.encode("ascii") + b"/guests/"
+        + large_guest["id"].encode("ascii") + b"/export HTTP/1.1\r\n"
+        b"Host: 127.0.0.1\r\n" + stack.TOKEN_HEADER.encode("ascii") + b": "
+        + stack.canary_token("root").encode("ascii") + b"\r\n\r\n")
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # A small receive buffer, set before connecting, keeps the window
+        # small, so the service's writes block soon.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(stack.CLIENT_TIMEOUT)
+        sock.connect(("127.0.0.1", production.port))
+        sock.sendall(request)
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        assert wait_for_sessions(simulator, 1, 10)
+
+        # The client stops reading and keeps its connection open.
+        assert wait_for_sessions(simulator, 0, CLIENT_TIMEOUT + 20), \
+            "the stalled export still holds its XAPI session"
 
     status, _, body = http_get(production.url + "/healthz")
     assert status == 200, body
