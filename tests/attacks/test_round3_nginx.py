@@ -124,3 +124,29 @@ def test_proxy_rejections_are_json(cluster, raw_request):  # noqa: F811
     assert status >= 400, (status, body[:200])
     assert_json_error(status, headers, body)
     assert REQUEST_ID.fullmatch(headers["x-request-id"])
+
+
+def test_slow_headers_do_not_block_instances(cluster):  # noqa: F811
+    # gunicorn's threaded workers read request headers without a timeout,
+    # so 40 connections that never finish their headers would take every
+    # thread of both instances (2 workers x 16 threads). nginx reads the
+    # headers itself and opens no upstream request until they are whole.
+    nginx, _ = cluster
+    context = ca.client_context()
+    stalled = []
+    try:
+        for _ in range(40):
+            raw = socket.create_connection(("127.0.0.1", nginx.port), 10)
+            sock = context.wrap_socket(raw, server_hostname="127.0.0.1")
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            stalled.append(sock)
+
+        started = time.monotonic()
+        status, _, body = exchange(nginx, request_bytes(b"GET", b"/healthz"),
+                                   timeout=10)
+
+        assert status == 200, body
+        assert time.monotonic() - started < 5
+    finally:
+        for sock in stalled:
+            sock.close()
