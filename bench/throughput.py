@@ -15,8 +15,9 @@ connections as the server has threads, for ``--seconds`` each, in rounds
 that alternate which side goes first, so that drift of a noisy machine
 hits both. The script prints the requests per second of every run, the
 medians, their ratio, and the median of the ratios within each round, which
-it compares with the target of at least 0.8. It stops both servers by
-their pid.
+it compares with the target of at least 0.8. It also prints the CPU time of
+each server's processes per request (from /proc, Linux only), which the
+load of other jobs moves less. It stops both servers by their pid.
 """
 
 import argparse
@@ -36,6 +37,7 @@ import urllib.error
 import urllib.request
 
 import backends
+import servers
 
 ROOT = backends.ROOT
 PRODUCTION_INI = backends.PRODUCTION_INI
@@ -156,15 +158,17 @@ class Server:
 
 
 def run_wrk(url, connections, seconds):
-    """Return requests per second of one wrk run; raise on failed
-    requests."""
+    """Return requests per second and the number of requests of one wrk
+    run; raise on failed requests."""
     output = subprocess.run(
         ["wrk", "-t1", "-c%d" % connections, "-d%ds" % seconds,
          "-H", "%s: %s" % (TOKEN_HEADER, TOKEN), url],
         check=True, capture_output=True, text=True).stdout
     if "Non-2xx" in output or "Socket errors" in output:
         raise RuntimeError("wrk reported failed requests:\n" + output)
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    requests = int(re.search(r"(\d+) requests in", output).group(1))
+    return rate, requests
 
 
 def main():
@@ -192,14 +196,23 @@ def main():
                 raise RuntimeError("the records differ:\n%s\n%s" % (
                     service_record, bare_record))
             rates = {"service": [], "bare": []}
+            cpu_per_request = {"service": [], "bare": []}
             sides = [("service", service), ("bare", bare)]
             for number in range(options.rounds):
                 order = sides if number % 2 == 0 else sides[::-1]
                 for name, server in order:
-                    rate = run_wrk(server.url, connections, options.seconds)
+                    cpu_before = servers.process_tree_cpu_seconds(
+                        server.process.pid)
+                    rate, requests = run_wrk(server.url, connections,
+                                             options.seconds)
+                    cpu = servers.process_tree_cpu_seconds(
+                        server.process.pid) - cpu_before
                     rates[name].append(rate)
-                    print("round %d %-7s %8.1f requests/s"
-                          % (number + 1, name, rate), file=sys.stderr)
+                    cpu_per_request[name].append(cpu / requests)
+                    print("round %d %-7s %8.1f requests/s, %6.0f us CPU "
+                          "per request" % (number + 1, name, rate,
+                                           cpu / requests * 1e6),
+                          file=sys.stderr)
         finally:
             service.stop()
             bare.stop()
@@ -220,6 +233,15 @@ def main():
               service_rate, bare_rate, service_rate / bare_rate))
     print("median of the per-round ratios %.2f (target >= %.1f: %s)" % (
         ratio, TARGET_RATIO, "met" if ratio >= TARGET_RATIO else "missed"))
+    # With the CPUs saturated, bare / service is the throughput ratio that
+    # the two servers' own work allows. Load from other jobs raised the CPU
+    # time per request up to 2 times in one run, and cut requests per
+    # second to a third.
+    service_cpu = statistics.median(cpu_per_request["service"])
+    bare_cpu = statistics.median(cpu_per_request["bare"])
+    print("server CPU per request (gunicorn and the app, medians): service "
+          "%.0f us, bare Pyramid app %.0f us, bare / service %.2f" % (
+              service_cpu * 1e6, bare_cpu * 1e6, bare_cpu / service_cpu))
 
 
 if __name__ == "__main__":
