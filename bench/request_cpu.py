@@ -4,18 +4,19 @@ Pyramid app, both in this process.
 Run: .venv/bin/python bench/request_cpu.py [--rounds 7] [--requests 2000]
          [--profile service|bare]
 
-Both applications are loaded from the same INI files as bench/throughput.py
-(production.ini's [app:main] and logging sections, each app on its own copy
-of a test driver file of 100 guests), with metrics in multiprocess mode in
-a temporary directory and the log handler writing to /dev/null. The script
+Both applications are loaded from the same INI files as bench/throughput.py:
+production.ini's [app:main] and logging sections, each app on its own copy
+of a test driver file of 100 guests. Metrics are in multiprocess mode in a
+temporary directory, and the log handler writes to /dev/null. The script
 calls each WSGI application directly, ``--requests`` times in a row, in
 rounds that alternate which side goes first, and measures the thread's CPU
 time (time.thread_time), so the load of other processes changes the figures
 far less than it changes wrk's. It prints microseconds of CPU per request
-of each side (median of the rounds), the median of the per-round ratios of
-bare to service (the throughput ratio the CPU time alone allows, comparable
-with throughput.py's target of at least 0.8) and the difference, which is
-the service's own per-request work.
+of each side (median of the rounds), the difference, which is the service's
+own per-request work, and the median of the per-round ratios of bare to
+service. That ratio leaves out the HTTP server's work, which both sides pay
+under gunicorn, so it is lower than the ratio that throughput.py compares
+with its target.
 
 ``--profile`` runs cProfile over one block of requests of one side instead
 and prints the 40 functions with the most cumulative time.
@@ -153,10 +154,9 @@ def main():
     print("CPU per request: service %.0f us, bare Pyramid app %.0f us "
           "(medians); the service's own work %.0f us" % (
               service_us, bare_us, service_us - bare_us))
-    print("median of the per-round ratios bare / service %.2f (the "
-          "throughput ratio CPU time allows; target >= %.1f: %s)" % (
-              ratio, throughput.TARGET_RATIO,
-              "met" if ratio >= throughput.TARGET_RATIO else "missed"))
+    # No HTTP server runs here. Under gunicorn both sides also pay its work
+    # per request, so this ratio is lower than the one throughput.py checks.
+    print("median of the per-round ratios bare / service %.2f" % ratio)
 
 
 if __name__ == "__main__":
