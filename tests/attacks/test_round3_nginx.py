@@ -150,3 +150,25 @@ def test_slow_headers_do_not_block_instances(cluster):  # noqa: F811
     finally:
         for sock in stalled:
             sock.close()
+
+
+METRICS_PATHS = [
+    b"/metrics", b"//metrics", b"/%6detrics", b"/%6Detrics", b"/./metrics",
+    b"/x/../metrics", b"/metrics/", b"/metrics?x=1", b"/metrics%3F",
+    b"/metrics;x", b"/METRICS", b"/metrics%2F", b"/metrics#x",
+]
+
+
+def test_metrics_never_through_proxy(cluster):  # noqa: F811
+    # One cluster for every spelling: starting one takes seconds.
+    nginx, _ = cluster
+
+    for path in METRICS_PATHS:
+        for method in (b"GET", b"HEAD"):
+            status, headers, body = exchange(nginx,
+                                             request_bytes(method, path))
+
+            assert status != 200, (method, path, body[:200])
+            assert b"simplestack_requests" not in body, (method, path)
+            if method == b"GET":
+                assert_json_error(status, headers, body)
