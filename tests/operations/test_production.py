@@ -2,6 +2,7 @@
 
 import glob
 import os
+import re
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -168,3 +169,21 @@ def test_start_removes_stale_metric_files(tmp_path):
         assert request_counts(scrape(server)) == 0
     finally:
         server.stop()
+
+
+def test_workers_freeze_inherited_objects(production):
+    workers = worker_pids(production)
+    frozen = {}
+    for entry in production.log_entries():
+        if entry.get("logger") != "simplestack.gunicorn_hooks":
+            continue
+        match = re.fullmatch(r"worker (\d+): (\d+) objects of the master "
+                             r"frozen for the garbage collector",
+                             entry["message"])
+        if match:
+            frozen[int(match.group(1))] = int(match.group(2))
+    assert len(workers) == 2
+    for pid in workers:
+        # The application and its libraries are tens of thousands of
+        # objects; a freeze before the application loaded would find few.
+        assert frozen.get(pid, 0) > 10000, (pid, frozen)
