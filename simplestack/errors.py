@@ -21,6 +21,8 @@ status name                              raised when
 405    MethodNotAllowed                  the path exists, the method does not
 409    InvalidState                      the guest's current state forbids the operation
 409    Conflict                          a duplicate (MAC, VLAN, ambiguous name)
+408    RequestTimeout                    the client sent no body data for
+                                         simplestack.client_timeout seconds
 411    LengthRequired                    an image upload without Content-Length
 413    RequestTooLarge                   a JSON body over the configured limit
 500    InternalError                     a bug of ours; details go to the log only
@@ -118,6 +120,11 @@ class Conflict(SimplestackError):
 class LengthRequired(SimplestackError):
     status = 411
     name = "LengthRequired"
+
+
+class RequestTimeout(SimplestackError):
+    status = 408
+    name = "RequestTimeout"
 
 
 class RequestTooLarge(SimplestackError):

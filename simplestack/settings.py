@@ -37,6 +37,9 @@ DEFAULTS = {
     # keep this below the server's thread count: the rest stay free for
     # other requests, and a stream over the limit gets a 503 response.
     "simplestack.max_concurrent_streams": "4",
+    # Seconds that a request waits on its client under gunicorn, for each
+    # read of the body and each write of the response (see tweens.py).
+    "simplestack.client_timeout": "300",
     # Directory of prometheus_client's multiprocess metric files; empty:
     # PROMETHEUS_MULTIPROC_DIR, else metrics of this process only.
     "simplestack.metrics_dir": "",
@@ -122,6 +125,19 @@ def _resolve_adapter(type_name, reference):
     return adapter_class
 
 
+def _parse_positive_seconds(settings, key):
+    raw = settings[key]
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        value = 0
+    if not 0 < value < float("inf"):
+        raise ValueError(
+            "setting %s must be a positive number of seconds, got %r"
+            % (key, raw))
+    return value
+
+
 def _parse_hypervisor_lines(raw):
     declared = {}
     for line in raw.splitlines():
@@ -168,6 +184,8 @@ def parse_settings(raw_settings):
         settings, "simplestack.max_json_body_bytes")
     settings["simplestack.max_concurrent_streams"] = _parse_positive_int(
         settings, "simplestack.max_concurrent_streams")
+    settings["simplestack.client_timeout"] = _parse_positive_seconds(
+        settings, "simplestack.client_timeout")
     settings[access.CALLER_TOKEN_KEY] = access.parse_token_digests(
         settings[access.CALLER_TOKEN_KEY])
     access.log_caller_tokens(settings[access.CALLER_TOKEN_KEY])

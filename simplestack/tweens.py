@@ -15,14 +15,12 @@ REQUEST_ID_HEADER = "X-Request-ID"
 # free of anything that could forge a log line or a header.
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
-# Seconds that a request may wait on its client under gunicorn, for each
-# read of the body and each write of the response. gunicorn's threaded
-# workers wait without limit, so a client that stops sending an upload or
-# reading an export would hold a thread and a hypervisor session for good.
-# Under waitress, which reads a whole request body before it calls the
-# application, the setting has no effect.
-CLIENT_TIMEOUT_KEY = "simplestack.client_timeout"
-DEFAULT_CLIENT_TIMEOUT = "300"
+# simplestack.client_timeout: seconds that a request may wait on its client
+# under gunicorn, for each read of the body and each write of the response.
+# gunicorn's threaded workers wait without limit, so a client that stops
+# sending an upload or reading an export would hold a thread and a
+# hypervisor session for good. Under waitress, which reads a whole request
+# body before it calls the application, the setting has no effect.
 
 # The HTTP servers pass on a method of any length made of token characters;
 # the log keeps its first characters only.
@@ -83,23 +81,10 @@ def endpoint_of(request):
     return route.pattern if route is not None else "-"
 
 
-def parse_client_timeout(settings):
-    """Return the ``simplestack.client_timeout`` setting in seconds."""
-    raw = settings.get(CLIENT_TIMEOUT_KEY, DEFAULT_CLIENT_TIMEOUT)
-    try:
-        seconds = float(raw)
-    except (TypeError, ValueError):
-        seconds = 0
-    if not 0 < seconds < float("inf"):
-        raise ValueError("setting %s must be a positive number of seconds, "
-                         "got %r" % (CLIENT_TIMEOUT_KEY, raw))
-    return seconds
-
-
 def request_summary_tween_factory(handler, registry):
     hypervisor_types = registry.settings["simplestack.hypervisor_types"]
     metrics = registry.simplestack_metrics
-    client_timeout = parse_client_timeout(registry.settings)
+    client_timeout = registry.settings["simplestack.client_timeout"]
 
     def request_summary_tween(request):
         request_id = request_id_of(request)
@@ -107,9 +92,8 @@ def request_summary_tween_factory(handler, registry):
         client_socket = request.environ.get("gunicorn.socket")
         if client_socket is not None:
             # gunicorn makes the socket blocking again, without a timeout,
-            # before it reads the next request.
-            # NOTE: an upload that times out ends in 500 InternalError, with
-            # the TimeoutError's traceback in the log, not in a 408.
+            # before it reads the next request. A body read that times out
+            # answers 408 (see validation.read_from_client).
             client_socket.settimeout(client_timeout)
         started = time.monotonic()
         status = 500

@@ -21,6 +21,20 @@ def _add_invalid(request, location, exc):
         request.errors.add(location, name, message)
 
 
+def read_from_client(stream, size):
+    """Read up to ``size`` bytes of the request body from ``stream``.
+
+    Raises RequestTimeout when the client sends nothing for
+    simplestack.client_timeout seconds (gunicorn's socket timeout).
+    """
+    try:
+        return stream.read(size)
+    except TimeoutError as error:
+        raise errors.RequestTimeout(
+            "the client sent no request body data within the time limit "
+            "(simplestack.client_timeout)") from error
+
+
 def read_json_body(request, reader=None):
     """Return the decoded JSON body, or None (with request.errors set).
 
@@ -36,7 +50,7 @@ def read_json_body(request, reader=None):
 
     if reader is None:
         reader = request.body_file
-    raw = reader.read(limit + 1)
+    raw = read_from_client(reader, limit + 1)
     if len(raw) > limit:
         raise errors.RequestTooLarge(
             "the JSON body has more than %d bytes, the limit" % limit)

@@ -15,7 +15,7 @@ from simplestack import errors, schemas
 from simplestack.resources.host import close_adapter
 from simplestack.streams import stream_slots
 from simplestack.validation import (
-    read_json_body, single_query_values, validate_json)
+    read_from_client, read_json_body, single_query_values, validate_json)
 from simplestack.views import child_path, created
 
 logger = logging.getLogger(__name__)
@@ -56,8 +56,8 @@ class Upload:
 
     def peek(self, size):
         while len(self._prefix) < size and self._remaining > 0:
-            chunk = self._input.read(min(size - len(self._prefix),
-                                         self._remaining))
+            chunk = read_from_client(
+                self._input, min(size - len(self._prefix), self._remaining))
             if not chunk:
                 break
             self._remaining -= len(chunk)
@@ -74,7 +74,8 @@ class Upload:
             self._prefix = self._prefix[size:]
             size -= len(parts[0])
         while size > 0 and self._remaining > 0:
-            data = self._input.read(min(size, self._remaining))
+            data = read_from_client(self._input,
+                                    min(size, self._remaining))
             if not data:
                 raise errors.InvalidArguments(
                     "the upload ended after %d of %d bytes"

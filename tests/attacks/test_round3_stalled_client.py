@@ -90,7 +90,10 @@ def test_stalled_upload_frees_session(simulator, production):
         assert wait_for_sessions(simulator, 0, CLIENT_TIMEOUT + 10), \
             "the stalled upload still holds its XAPI session"
         assert time.monotonic() - started >= CLIENT_TIMEOUT - 1
+        answer = sock.recv(65536)
 
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+    assert b'"RequestTimeout"' in answer
     status, _, body = http_get(production.url + "/healthz")
     assert status == 200, body
 
