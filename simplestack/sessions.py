@@ -31,7 +31,7 @@ import threading
 import time
 import weakref
 
-from simplestack import errors
+from simplestack import errors, setting_values
 from simplestack.adapters.settings_helpers import (
     parse_boolean, positive_seconds)
 
@@ -57,15 +57,8 @@ RETRY_AFTER_SECONDS = 5
 
 
 def _parse_max_sessions(type_name, key, raw):
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        value = 0
-    if value <= 0:
-        raise ValueError(
-            "setting simplestack.hypervisor.%s.%s must be a positive "
-            "integer, got %r" % (type_name, key, raw))
-    return value
+    return setting_values.positive_int(
+        raw, "simplestack.hypervisor.%s.%s" % (type_name, key))
 
 
 def _parse_reuse(type_name, key, raw):

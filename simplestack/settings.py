@@ -19,7 +19,7 @@ import logging
 
 from pyramid.path import DottedNameResolver
 
-from simplestack import access, sessions
+from simplestack import access, sessions, setting_values
 from simplestack.adapters.base import Adapter
 
 logger = logging.getLogger(__name__)
@@ -88,18 +88,6 @@ class HypervisorType:
             self.name, self.adapter_class.__qualname__)
 
 
-def _parse_positive_int(settings, key):
-    raw = settings[key]
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        value = 0
-    if value <= 0:
-        raise ValueError(
-            "setting %s must be a positive integer, got %r" % (key, raw))
-    return value
-
-
 def _resolve_adapter(type_name, reference):
     """Load an adapter class from a dotted path or an entry point name."""
     if ":" in reference or "." in reference:
@@ -123,19 +111,6 @@ def _resolve_adapter(type_name, reference):
             "hypervisor type %r: %r is not an Adapter subclass"
             % (type_name, reference))
     return adapter_class
-
-
-def _parse_positive_seconds(settings, key):
-    raw = settings[key]
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        value = 0
-    if not 0 < value < float("inf"):
-        raise ValueError(
-            "setting %s must be a positive number of seconds, got %r"
-            % (key, raw))
-    return value
 
 
 def _parse_hypervisor_lines(raw):
@@ -180,12 +155,11 @@ def parse_settings(raw_settings):
     settings = dict(DEFAULTS)
     settings.update(raw_settings)
 
-    settings["simplestack.max_json_body_bytes"] = _parse_positive_int(
-        settings, "simplestack.max_json_body_bytes")
-    settings["simplestack.max_concurrent_streams"] = _parse_positive_int(
-        settings, "simplestack.max_concurrent_streams")
-    settings["simplestack.client_timeout"] = _parse_positive_seconds(
-        settings, "simplestack.client_timeout")
+    for key in ("simplestack.max_json_body_bytes",
+                "simplestack.max_concurrent_streams"):
+        settings[key] = setting_values.positive_int(settings[key], key)
+    settings["simplestack.client_timeout"] = setting_values.positive_seconds(
+        settings["simplestack.client_timeout"], "simplestack.client_timeout")
     settings[access.CALLER_TOKEN_KEY] = access.parse_token_digests(
         settings[access.CALLER_TOKEN_KEY])
     access.log_caller_tokens(settings[access.CALLER_TOKEN_KEY])

@@ -11,6 +11,7 @@ LIBVIRT = "simplestack.adapters.libvirt:LibvirtAdapter"
 def test_defaults_apply():
     settings = parse_settings({})
     assert settings["simplestack.max_json_body_bytes"] == 1024 * 1024
+    assert settings["simplestack.client_timeout"] == 300.0
     assert settings["simplestack.hypervisor_types"] == {}
 
 
@@ -29,6 +30,17 @@ def test_defaults_apply():
     ({"simplestack.hypervisors": "t = simplestack.errors:EntityNotFound"},
      "not an Adapter subclass"),
     ({"simplestack.hypervisor.ghost.driver": "qemu"}, "ghost"),
+    ({"simplestack.max_concurrent_streams": "-1"},
+     "simplestack.max_concurrent_streams must be a positive integer"),
+    ({"simplestack.client_timeout": "0"},
+     "simplestack.client_timeout must be a positive number of seconds"),
+    ({"simplestack.client_timeout": "inf"}, "simplestack.client_timeout"),
+    ({"simplestack.client_timeout": "soon"}, "simplestack.client_timeout"),
+    ({"simplestack.hypervisors": "t = " + LIBVIRT,
+      "simplestack.hypervisor.t.driver": "test",
+      "simplestack.hypervisor.t.max_sessions_per_host": "0"},
+     "simplestack.hypervisor.t.max_sessions_per_host must be a positive "
+     "integer"),
 ])
 def test_bad_settings_name_the_setting(raw, fragment):
     with pytest.raises(ValueError) as excinfo:
