@@ -4,7 +4,8 @@ The header ``x-simplestack-hypervisor-token`` carries
 ``base64("user:password")``. The accepted form is strict, so that a
 malformed token fails loudly instead of logging in as someone else:
 
-- standard base64 alphabet (``+`` and ``/``), with its ``=`` padding;
+- standard base64 alphabet (``+`` and ``/``), with its ``=`` padding and
+  nothing after it: exactly what ``base64.b64encode`` produces;
 - surrounding spaces are ignored, other white space (line breaks) is not;
 - the decoded bytes are UTF-8;
 - the first colon separates the user name from the password, so a
@@ -33,9 +34,12 @@ def parse_token(value):
     try:
         decoded = base64.b64decode(token.encode("ascii"), validate=True)
     except (UnicodeEncodeError, binascii.Error, ValueError):
+        decoded = None
+    # The decoder ignores "=" after complete groups and unused low bits of
+    # the last group, so only the canonical encoding of the bytes passes.
+    if decoded is None or base64.b64encode(decoded).decode("ascii") != token:
         raise errors.Unauthorized(
-            "invalid header %s: not padded standard base64" % HEADER
-        ) from None
+            "invalid header %s: not padded standard base64" % HEADER)
 
     try:
         text = decoded.decode("utf-8")

@@ -40,6 +40,9 @@ def test_repr_hides_both_parts():
     None, "", "   ", "%%%%", "dXNlcjpw\nYXNz", "dXNlcjpwYXNz\r\n",
     encode("no colon"), base64.b64encode(b"u:\xc3\x28").decode(),
     "dXNlcjpwYXNzd29yZA", "é",
+    # "=" after a complete group, and unused bits set in the last group.
+    encode("user:pass") + "==", encode("user:pass") + "=",
+    "dXNlcjpwYXNzd29yZB==",
 ])
 def test_invalid_tokens_raise_unauthorized(value):
     with pytest.raises(errors.Unauthorized) as excinfo:
