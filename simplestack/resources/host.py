@@ -125,7 +125,12 @@ def release_exception_frames(exception):
         seen.add(id(current))
         if current.__traceback__ is not None:
             traceback.clear_frames(current.__traceback__)
-        pending.extend((current.__cause__, current.__context__))
+        # An error of ours keeps the SDK exception as ``original``, which
+        # an adapter may have caught earlier than the one it chained.
+        original = getattr(current, "original", None)
+        if not isinstance(original, BaseException):
+            original = None
+        pending.extend((current.__cause__, current.__context__, original))
 
 
 class AdapterSummary(collections.namedtuple(
