@@ -189,9 +189,11 @@ def translate_connection_error(error, where, read_timeout):
             "(%s); set ca_bundle to the CA that signed it"
             % (where, error.verify_message), original=error)
     if isinstance(error, ssl.SSLError):
+        # The error may come during the handshake or long after it, in the
+        # middle of a stream; an unexpected EOF carries no reason.
         return errors.HypervisorUnreachable(
-            "%s is unreachable: the TLS handshake failed (%s)"
-            % (where, error.reason), original=error)
+            "the TLS connection to %s failed (%s)"
+            % (where, error.reason or type(error).__name__), original=error)
     if isinstance(error, ResolveTimeout):
         return errors.HypervisorTimeout(
             "%s is unreachable: its name did not resolve within %s s"
