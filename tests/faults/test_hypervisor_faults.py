@@ -38,6 +38,9 @@ CUT_AFTER = 512 * 1024
 #: Bytes a stalled connection carries in one direction before it stops:
 #: past the TLS handshake, inside the first XML-RPC or SOAP exchange.
 STALL_AFTER = 6000
+#: Bytes after which a stall lets the vSphere login through: on the vCenter
+#: model the stall then hits the list's own calls (the request log counted 5).
+STALL_AFTER_LOGIN = 12000
 
 MIB = 1024 * 1024
 
@@ -361,3 +364,22 @@ def test_descriptors_back_after_faults(running):
                                  server.descriptors)
 
     assert descriptors == server.descriptors
+
+
+def test_vmware_stall_after_login_logs_out(backends):
+    """The list call after the login stalls: the caller gets 504 and the
+    session is still logged out, over a new connection.
+
+    A stall inside the login itself (STALL_AFTER bytes) can leave a
+    session, because the simulator sends the session cookie only with the
+    login's answer, which never arrives."""
+    backend = backends["vmware"]
+    sessions = open_vsphere_sessions(backend.simulator)
+    backend.proxy.set_mode("stall", STALL_AFTER_LOGIN)
+    response, seconds = backend.timed("GET", "/guests")
+    backend.proxy.set_mode("pass")
+    backend.proxy.drop_connections()
+
+    assert response.status_code == 504, response.text
+    assert seconds < BOUND
+    assert open_vsphere_sessions(backend.simulator) == sessions
