@@ -21,6 +21,7 @@ handler closes it at process exit.
 
 import atexit
 import collections
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -344,13 +345,14 @@ class SessionManager:
             return sum(len(entries) for entries in self._idle.values())
 
 
+@functools.lru_cache(maxsize=1024)
 def canonical_host(host):
     """Return one spelling of a URL host (``host``, ``host:port`` or
     ``[v6]:port``) for all the spellings that reach the same place.
 
     Names are lowered, addresses take their compressed form and ports lose
     their leading zeros, so ``[0:0::1]:0443`` and ``[::1]:443`` take slots
-    of one host.
+    of one host. Results are cached because every request parses its host.
     """
     if host.startswith("["):
         address_text, _, rest = host[1:].partition("]")
