@@ -1,4 +1,5 @@
-"""Who may use the service, and which hypervisor hosts it may reach.
+"""Access control: the callers of the service and the hypervisor hosts it
+may reach.
 
 Host allow-list
     ``simplestack.hypervisor.<type>.allowed_hosts`` lists addresses, CIDR
@@ -164,8 +165,8 @@ def needs_allow_list(hypervisor_type):
     """Return whether requests of ``hypervisor_type`` reach a host that the
     allow-list must permit.
 
-    An adapter class says so with a ``reaches_network_host(config)`` class
-    method; an adapter without one always needs the list.
+    An adapter class reports this with a ``reaches_network_host(config)``
+    class method. An adapter without one always needs the list.
     """
     check = getattr(hypervisor_type.adapter_class, "reaches_network_host",
                     None)
@@ -187,9 +188,12 @@ def check_host(hypervisor_type, url_host):
 
 
 def check_redirect(config, url_host, target_host):
-    """Raise HostNotAllowed unless ``target_host``, to which ``url_host``
-    redirected the adapter, is on the allow-list in the adapter's
-    ``config``; do nothing for a config without a list."""
+    """Raise HostNotAllowed unless ``target_host`` is on the allow-list in
+    the adapter's ``config``.
+
+    ``url_host`` redirected the adapter to ``target_host``. A config
+    without a list permits every target.
+    """
     allowed = config.get(ALLOWED_HOSTS_KEY)
     if allowed is not None and not allowed.permits(target_host):
         raise errors.HostNotAllowed(

@@ -78,8 +78,8 @@ TYPE_PARSERS = {
 }
 
 # Errors that the hypervisor or the service returned as a definite response.
-# After one of them, the session is in a known state and may be pooled;
-# after any other error (a timeout, a lost connection, a bug), it is closed.
+# After one of them the session is in a known state, so it may be pooled.
+# After any other error (a timeout, a lost connection, a bug) it is closed.
 DEFINITE_ERRORS = (
     errors.InvalidArguments,
     errors.Unauthorized,

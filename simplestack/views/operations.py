@@ -45,9 +45,11 @@ DOCS_CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; "
     "style-src 'self' 'unsafe-inline'; script-src 'self'")
 
-healthz = Service(
-    name="healthz", path="/healthz",
-    description="Whether this service process responds; no hypervisor call")
+HEALTHZ_DESCRIPTION = (
+    "Whether this service process responds; no hypervisor call")
+
+healthz = Service(name="healthz", path="/healthz",
+                  description=HEALTHZ_DESCRIPTION)
 
 
 @healthz.get()
@@ -57,7 +59,7 @@ def get_healthz(request):
 
 describe(healthz, "GET", 200,
          lambda: colander.SchemaNode(colander.Mapping(), title="Health"),
-         "Whether this service process responds; no hypervisor call")
+         HEALTHZ_DESCRIPTION)
 
 metrics = Service(
     name="metrics", path="/metrics",
