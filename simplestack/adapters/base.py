@@ -402,3 +402,50 @@ class Adapter:
     def delete_tag(self, guest_id, name):
         """Remove a tag; an absent tag is not an error (tags are a set)."""
         raise self.not_implemented("delete tags")
+
+
+class SessionReuseMixin:
+    """Connection reuse for an adapter that keeps one logged-in session.
+
+    An adapter class lists a subclass of this mixin before :class:`Adapter`
+    among its bases, so that :meth:`begin_request` also runs Adapter's. The
+    subclass defines :meth:`has_session` and :meth:`_log_in_again`. Its
+    call path sets ``connection_failed`` when a call fails in transport,
+    and calls :meth:`renew_session` only when :meth:`may_renew_session`
+    returns True and the hypervisor's error proves that the call never ran.
+    """
+
+    # True until the session has been renewed once in this request.
+    _renewal_allowed = True
+    #: True once a call failed in transport, which leaves the session's
+    #: state unknown, so the connection never returns to the pool.
+    connection_failed = False
+
+    @classmethod
+    def can_reuse_connections(cls, config):
+        return True
+
+    def begin_request(self):
+        super().begin_request()
+        self._renewal_allowed = True
+
+    def connection_reusable(self):
+        return self.has_session() and not self.connection_failed
+
+    def has_session(self):
+        """Tell whether the adapter has a logged-in session."""
+        raise NotImplementedError
+
+    def may_renew_session(self):
+        """Tell whether a session reported gone may be renewed, which is
+        when one is logged in and none was renewed in this request."""
+        return self._renewal_allowed and self.has_session()
+
+    def renew_session(self):
+        """Log in again and forbid another renewal in this request."""
+        self._renewal_allowed = False
+        self._log_in_again()
+
+    def _log_in_again(self):
+        """Replace the session that the hypervisor reported gone."""
+        raise NotImplementedError

@@ -11,6 +11,7 @@ import logging
 from pyVmomi import SoapStubAdapter, vim, vmodl
 
 from simplestack import errors
+from simplestack.adapters.base import SessionReuseMixin
 from simplestack.credentials import redact
 from simplestack.adapters.tls import (
     bounded_create_connection, connect_within, load_tls_context,
@@ -108,7 +109,7 @@ class CountingStub(SoapStubAdapter):
 
 
 
-class SessionMixin:
+class SessionMixin(SessionReuseMixin):
     """Methods of VmwareAdapter that hold the vSphere session.
 
     ``self._content`` is the ServiceContent of the logged-in session, or
@@ -169,29 +170,12 @@ class SessionMixin:
 
     # -- reuse across requests (see simplestack.sessions) ---------------------
 
-    # True until the session has been renewed once in this request.
-    _renewal_allowed = True
-    # True once a call failed in transport, leaving the session unknown.
-    connection_failed = False
+    def has_session(self):
+        return self._content is not None
 
-    @classmethod
-    def can_reuse_connections(cls, config):
-        return True
-
-    def begin_request(self):
-        self.calls = 0
-        self._renewal_allowed = True
-
-    def connection_reusable(self):
-        return self._content is not None and not self.connection_failed
-
-    def may_renew_session(self):
-        return self._renewal_allowed and self._content is not None
-
-    def renew_session(self):
-        """Log in again on the same stub, once per request; the server
-        sends a new session cookie, which the stub keeps."""
-        self._renewal_allowed = False
+    def _log_in_again(self):
+        """Log in again on the same stub. The server sends a new session
+        cookie, which the stub keeps."""
         logger.info("the session on VMware server %s is gone; logging in "
                     "again", self.host)
         username, password = self.credentials

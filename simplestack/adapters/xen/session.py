@@ -13,6 +13,7 @@ import XenAPI
 
 from simplestack import errors
 from simplestack.access import check_redirect
+from simplestack.adapters.base import SessionReuseMixin
 from simplestack.credentials import redact
 from simplestack.adapters.tls import (
     load_tls_context, timeout_error, translate_connection_error)
@@ -70,7 +71,7 @@ class SingleTrySession(XenAPI.Session):
         return XenAPI.XenAPI._parse_result(result)
 
 
-class SessionMixin:
+class SessionMixin(SessionReuseMixin):
     """Methods of XenAdapter that hold the XAPI session and call XAPI.
 
     ``self._session`` is the logged-in XenAPI.Session, or None.
@@ -169,12 +170,13 @@ class SessionMixin:
         try:
             return self._send(method, arguments)
         except XenAPI.Failure as failure:
-            if not self._may_renew_session(failure):
+            if failure.details[:1] != ["SESSION_INVALID"] or \
+                    not self.may_renew_session():
                 raise self._translate_failure(failure, method, vm) \
                     from failure
         # XAPI checks the session before it runs a call, so SESSION_INVALID
         # proves that the call never ran and can be sent again.
-        self._renew_session()
+        self.renew_session()
         try:
             return self._send(method, arguments)
         except XenAPI.Failure as failure:
@@ -193,7 +195,7 @@ class SessionMixin:
             raise
         except Exception as error:
             # The connection's state is unknown: never pool it.
-            self._connection_failed = True
+            self.connection_failed = True
             translated = self._translate_transport_error(
                 error, self._endpoint)
             if translated is None:
@@ -202,30 +204,15 @@ class SessionMixin:
 
     # -- reuse across requests (see simplestack.sessions) ---------------------
 
-    # True until the session has been renewed once in this request.
-    _renewal_allowed = True
-    # True once a call failed in transport, leaving the session unknown.
-    _connection_failed = False
-
-    @classmethod
-    def can_reuse_connections(cls, config):
-        return True
-
     def begin_request(self):
-        self.calls = 0
+        super().begin_request()
         self._uuids = {}
-        self._renewal_allowed = True
 
-    def connection_reusable(self):
-        return self._session is not None and not self._connection_failed
+    def has_session(self):
+        return self._session is not None
 
-    def _may_renew_session(self, failure):
-        return (self._renewal_allowed and failure.details[:1]
-                == ["SESSION_INVALID"])
-
-    def _renew_session(self):
-        """Log in again at the same endpoint, once per request."""
-        self._renewal_allowed = False
+    def _log_in_again(self):
+        """Log in again at the same endpoint."""
         logger.info("the session on Xen host %s is gone; logging in again",
                     self._endpoint.host)
         # The logout of a session that XAPI reported gone normally fails;
