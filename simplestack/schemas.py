@@ -11,7 +11,7 @@ import re
 
 import colander
 
-from simplestack.text import has_control_character
+from simplestack.text import has_forbidden_character
 
 
 class JSONType(colander.SchemaType):
@@ -163,12 +163,14 @@ def json_name(value):
 # -- reusable validators -----------------------------------------------------
 
 def printable_name(node, value):
-    """Reject control characters: names end up in hypervisor XML and logs."""
+    """Reject control characters and what XML cannot carry: names end up
+    in hypervisor XML and logs."""
     if value is None:
         return
-    if has_control_character(value):
+    if has_forbidden_character(value):
         raise colander.Invalid(
-            node, "must not contain control characters or line separators")
+            node, "must not contain control characters, line separators, "
+                  "U+FFFE or U+FFFF")
     if value != value.strip():
         raise colander.Invalid(
             node, "must not start or end with white space")

@@ -20,7 +20,7 @@ import re
 from simplestack import access, errors
 from simplestack.resources.base import Resource
 from simplestack.resources.host import HostContext
-from simplestack.text import has_control_character
+from simplestack.text import has_forbidden_character
 
 logger = logging.getLogger(__name__)
 
@@ -66,10 +66,10 @@ def check_path_segments(path):
         # characters that str.isprintable() rejects.
         if segment.isascii() and segment.isprintable():
             continue
-        if has_control_character(segment):
+        if has_forbidden_character(segment):
             raise errors.InvalidArguments(
-                "invalid path segment %r: control characters are not "
-                "allowed" % segment)
+                "invalid path segment %r: control characters, U+FFFE and "
+                "U+FFFF are not allowed" % segment)
 
 
 def root_factory(request):
