@@ -8,6 +8,7 @@ resource whose ``adapter`` is this request's hypervisor connection.
 
 import bisect
 import operator
+import re
 from urllib.parse import urlencode
 
 import orjson
@@ -116,6 +117,8 @@ def select_page(request, items, fields=None, key="id"):
     items = sorted(items, key=sort_key)
     marker = query.get("marker")
     if marker is not None:
+        if key is not None:
+            marker = canonical_marker(request, marker)
         # The page starts after the last item whose key is at most marker.
         items = items[bisect.bisect_right(items, marker, key=sort_key):]
 
@@ -142,6 +145,24 @@ def select_page(request, items, fields=None, key="id"):
             for item in items
         ]
     return items
+
+
+UUID_FORM = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
+
+
+def canonical_marker(request, marker):
+    """Spell ``marker`` as record lists spell ids.
+
+    Paths accept UUIDs in any case and MACs in any case and with dashes,
+    so markers must too. Ids are listed in lower case, so an upper-case
+    marker would sort before its own item and the page would repeat it.
+    """
+    normalize_id = getattr(request.context, "normalize_id", None)
+    if normalize_id is not None:
+        marker = normalize_id(marker)
+    if UUID_FORM.fullmatch(marker):
+        marker = marker.lower()
+    return marker
 
 
 def invalid_fields(description):
