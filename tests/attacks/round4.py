@@ -2,12 +2,15 @@
 driver, a XAPI simulator and a vSphere simulator, all with the canary
 password (see tests/attacks/stack.py).
 
-``start_stack`` returns a :class:`Stack`, whose ``clients`` map each backend
-name to a :class:`tests.attacks.stack.Client` and whose ``bases`` map it to
+The module-scoped ``backends`` fixture (import it into a test module) and
+``running_stack`` yield a :class:`Stack`. Its ``clients`` map each backend
+name to a :class:`tests.attacks.stack.Client`, and its ``bases`` map it to
 the backend's ``/{hypervisor}/{host}`` prefix.
 """
 
 import contextlib
+
+import pytest
 
 from tests.attacks import stack
 from tests.conftest import CANARY_PASSWORD
@@ -64,3 +67,10 @@ def running_stack(folder, extra_settings=None):
                                   for client in running.clients.values()])
         yield running
     assert CANARY_PASSWORD not in server.read_log()
+
+
+@pytest.fixture(scope="module")
+def backends(tmp_path_factory):
+    """A stack for one test module."""
+    with running_stack(str(tmp_path_factory.mktemp("round4"))) as running:
+        yield running

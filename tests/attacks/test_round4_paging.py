@@ -12,13 +12,7 @@ import pytest
 
 from tests.api.test_lists import next_link
 from tests.attacks import round4
-
-
-@pytest.fixture(scope="module")
-def backends(tmp_path_factory):
-    with round4.running_stack(str(tmp_path_factory.mktemp("round4-paging"))) \
-            as running:
-        yield running
+from tests.attacks.round4 import backends  # noqa: F401 (fixture)
 
 
 def list_ids(client, path):

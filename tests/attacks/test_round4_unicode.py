@@ -12,6 +12,7 @@ from urllib.parse import quote
 import pytest
 
 from tests.attacks import round4
+from tests.attacks.round4 import backends  # noqa: F401 (fixture)
 
 NONCHARACTERS = ["\ufffe", "a\uffff"]
 
@@ -23,13 +24,6 @@ ROUND_TRIP_NAMES = [
     "caf\u00e9", "cafe\u0301", "\u202egnp.exe", "\U0001F600\U0001D518",
     "\u0645\u0631\u062d\u0628\u0627", "\u200d\ufeffz", "\U000E0041tag",
 ]
-
-
-@pytest.fixture(scope="module")
-def backends(tmp_path_factory):
-    with round4.running_stack(str(tmp_path_factory.mktemp("round4-unicode"))) \
-            as running:
-        yield running
 
 
 def assert_invalid(response):
