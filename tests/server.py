@@ -1,6 +1,7 @@
 """Run the service under a real WSGI server (pserve + waitress) for tests."""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -14,6 +15,41 @@ def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def wait_until_listening(process, port, timeout, name, read_log):
+    """Wait until 127.0.0.1:``port`` accepts TCP connections.
+
+    Raise RuntimeError with the text of ``read_log()`` when ``process``
+    exits first, and RuntimeError when ``timeout`` seconds pass. ``name``
+    is the program's name in those messages.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("%s exited with %s; log: %s" % (
+                name, process.returncode, read_log()))
+        try:
+            with socket.create_connection(("127.0.0.1", port), 0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("%s did not listen within %d s" % (name, timeout))
+
+
+def stop_process(process, stop_signal=signal.SIGTERM):
+    """Send ``stop_signal`` to a running ``process`` and wait for it.
+
+    A process still running after 10 s gets SIGKILL.
+    """
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(stop_signal)
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
 
 
 class Server:
@@ -33,27 +69,16 @@ class Server:
         self.process = subprocess.Popen(
             [pserve, self.ini_path, "http_port=%d" % self.port],
             cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError("pserve exited with %s; log: %s" % (
-                    self.process.returncode, self.read_log()))
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), 0.2):
-                    return self
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("pserve did not listen within %ds" % timeout)
+        try:
+            wait_until_listening(self.process, self.port, timeout, "pserve",
+                                 self.read_log)
+        except BaseException:
+            self.stop()
+            raise
+        return self
 
     def stop(self):
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        stop_process(self.process)
         if getattr(self, "_log", None) is not None:
             self._log.close()
 

@@ -22,7 +22,7 @@ import pytest
 from tests.backends import unique_name
 from tests.conftest import CANARY_PASSWORD, make_token
 from tests.operations.servers import ProductionServer, derive_production_ini
-from tests.server import ROOT, free_port
+from tests.server import ROOT, free_port, stop_process, wait_until_listening
 from tests.simulators import ca
 from tests.simulators.fixtures import xapi_simulator  # noqa: F401
 
@@ -102,28 +102,17 @@ class Nginx:
             [nginx, "-p", self.prefix, "-c", self.conf_path,
              "-e", os.path.join(self.prefix, "error.log")],
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError("nginx exited with %s; error log: %s" % (
-                    self.process.returncode, self.read("error.log")))
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), 0.2):
-                    return self
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("nginx did not listen within %d s" % timeout)
+        try:
+            wait_until_listening(self.process, self.port, timeout, "nginx",
+                                 lambda: self.read("error.log"))
+        except BaseException:
+            self.stop()
+            raise
+        return self
 
     def stop(self):
-        if self.process is not None and self.process.poll() is None:
-            # SIGQUIT: nginx's graceful shutdown.
-            self.process.send_signal(signal.SIGQUIT)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        # SIGQUIT: nginx's graceful shutdown.
+        stop_process(self.process, signal.SIGQUIT)
 
     def read(self, name):
         path = os.path.join(self.prefix, name)
