@@ -36,9 +36,17 @@ REVERSE_FIELDS = {
 POINTERS = {member: (target[0], target[1])
             for target, member in REVERSE_FIELDS.items()}
 
+# class -> ((field name, computed from REVERSE_FIELDS), ...) in API order.
+_RECORD_FIELDS = {cls: tuple((name, (cls, name) in REVERSE_FIELDS) for name in fields)
+                  for cls, fields in CLASSES.items()}
+
 # Events kept for event.from; a token older than the oldest kept event
 # gets EVENTS_LOST, as on a real host whose event buffer has wrapped.
 MAX_EVENTS = 100000
+# The event list may grow this far past MAX_EVENTS before its head is cut,
+# so that one cut serves many events. Events past MAX_EVENTS are treated as
+# dropped all the same (see events_after).
+EVENT_TRIM_BATCH = 10000
 
 
 def new_ref():
@@ -59,7 +67,8 @@ class Database:
         # (member class, pointer field) -> {target ref: {member ref: None}}
         self.back_refs = {key: {} for key in POINTERS}
         self.event_counter = 0
-        # [(id, class, ref, operation)], oldest first
+        # [(id, class, ref, operation)], oldest first. The ids are
+        # consecutive, so the event with id n is at n - self.events[0][0].
         self.events = []
         # ref -> id of its "add" event, kept after deletion so event.from can
         # leave out objects that came and went since a token.
@@ -91,15 +100,31 @@ class Database:
         """Return a copy of the record as the API shows it, computed sets included."""
         stored = self.get(cls, ref)
         result = {}
-        for name in CLASSES[cls]:
-            if (cls, name) in REVERSE_FIELDS:
+        for name, computed in _RECORD_FIELDS[cls]:
+            if computed:
                 result[name] = self.members(cls, ref, name)
-            else:
-                result[name] = _copy(stored[name])
+                continue
+            value = stored[name]
+            if type(value) is not str and isinstance(value, (list, dict)):
+                value = _copy(value)
+            result[name] = value
         return result
 
     def all(self, cls):
         return list(self.tables[cls])
+
+    def events_after(self, since):
+        """Return the kept events with an id above ``since``, oldest first.
+
+        Raise EVENTS_LOST when events after ``since`` were dropped: only
+        the last MAX_EVENTS events count as kept.
+        """
+        if not self.events:
+            return []
+        oldest = max(self.events[0][0], self.event_counter - MAX_EVENTS + 1)
+        if since < oldest - 1:
+            raise Failure("EVENTS_LOST")
+        return self.events[since + 1 - self.events[0][0]:]
 
     def by_uuid(self, cls, value):
         try:
@@ -171,7 +196,7 @@ class Database:
     def _event(self, cls, ref, operation):
         self.event_counter += 1
         self.events.append((self.event_counter, cls, ref, operation))
-        if len(self.events) > MAX_EVENTS:
+        if len(self.events) > MAX_EVENTS + EVENT_TRIM_BATCH:
             del self.events[:len(self.events) - MAX_EVENTS]
         self.changed.notify_all()
 

@@ -197,13 +197,10 @@ def _collect(sim, since, classes):
         events = [_event(sim, db.event_counter, cls, ref, "add")
                   for cls in sorted(classes) for ref in db.all(cls)]
         return events
-    if db.events and since < db.events[0][0] - 1:
-        raise Failure("EVENTS_LOST")
     latest = {}
-    for event_id, cls, ref, operation in db.events:
-        if event_id <= since or cls not in classes:
-            continue
-        latest[(cls, ref)] = event_id
+    for event_id, cls, ref, operation in db.events_after(since):
+        if cls in classes:
+            latest[(cls, ref)] = event_id
     events = []
     for (cls, ref), event_id in sorted(latest.items(), key=lambda item: item[1]):
         if db.exists(cls, ref):

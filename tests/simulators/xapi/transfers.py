@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
 MAX_OVA_XML = 16 * 1024 * 1024
+_ZEROS = bytes(CHUNK)
 
 
 class Transfer:
@@ -47,6 +48,7 @@ class Transfer:
         self.task = None
         self.own_task = False
         self.responded = False
+        self.last_progress = None
 
     def authenticate(self):
         """Return True when the session or the Basic credentials are valid."""
@@ -81,9 +83,15 @@ class Transfer:
                     and self.sim.db.get("task", self.task)["status"] == "cancelling")
 
     def progress(self, fraction):
+        # The task changes only when the rounded value does: a write per
+        # read of the body would add an event per few KiB.
+        value = round(min(fraction, 0.99), 2)
+        if value == self.last_progress:
+            return
+        self.last_progress = value
         with self.sim.db.lock:
             if self.sim.db.exists("task", self.task):
-                self.sim.db.set("task", self.task, progress=round(min(fraction, 0.99), 2))
+                self.sim.db.set("task", self.task, progress=value)
 
     def finish(self, result=None, error=None):
         db = self.sim.db
@@ -179,6 +187,13 @@ class BodyReader:
         if self.length:
             self.transfer.progress(1 - self.remaining / self.length)
         return data
+
+
+def _is_zero(data):
+    # A comparison stops at the first byte that differs; count() reads all.
+    if len(data) == CHUNK:
+        return data == _ZEROS
+    return data.count(0) == len(data)
 
 
 def _find_vdi(db, key):
@@ -358,7 +373,9 @@ def import_xva(transfer):
     created = []
     try:
         try:
-            archive = tarfile.open(fileobj=body, mode="r|")
+            # tarfile's stream mode reads in steps of bufsize, 10 KiB unless
+            # told otherwise; a disk block is 1 MiB.
+            archive = tarfile.open(fileobj=body, mode="r|", bufsize=CHUNK)
             vm = None
             for member in archive:
                 if vm is None:
@@ -423,7 +440,7 @@ class _DiskWriter:
         offset = int(block) * xva.BLOCK
         if offset + len(data) > size:
             raise Failure("IMPORT_ERROR", "block %s lies beyond the disk's end" % name)
-        if data.count(0) != len(data):
+        if not _is_zero(data):
             with self.sim.disks.open(uuid, "r+b") as disk:
                 disk.seek(offset)
                 disk.write(data)
@@ -460,7 +477,7 @@ def import_raw_vdi(transfer):
         def write_at(offset, data):
             if transfer.cancelled():
                 raise Failure("TASK_CANCELLED", transfer.task)
-            if data.count(0) != len(data):
+            if not _is_zero(data):
                 disk.seek(offset)
                 disk.write(data)
 

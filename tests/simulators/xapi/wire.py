@@ -20,7 +20,49 @@ def format_datetime(value):
     return value.strftime("%Y%m%dT%H:%M:%SZ")
 
 
+def _escape(text):
+    # Most strings need no escaping, and escape() makes three passes.
+    if "&" in text or "<" in text or ">" in text:
+        return escape(text)
+    return text
+
+
 def _write(value, out):
+    # The exact types come first, because records are mostly strings, dicts
+    # and lists; subclasses (Int32) and rarer types go to _write_other.
+    kind = type(value)
+    if kind is str:
+        out.append("<value>%s</value>" % _escape(value))
+    elif kind is dict:
+        _write_struct(value, out)
+    elif kind is list:
+        out.append("<value><array><data>")
+        for item in value:
+            if type(item) is str:
+                out.append("<value>%s</value>" % _escape(item))
+            else:
+                _write(item, out)
+        out.append("</data></array></value>")
+    else:
+        _write_other(value, out)
+
+
+def _write_struct(value, out):
+    append = out.append
+    append("<value><struct>")
+    for key, item in value.items():
+        name = _escape(key if type(key) is str else str(key))
+        if type(item) is str:
+            append("<member><name>%s</name><value>%s</value></member>"
+                   % (name, _escape(item)))
+        else:
+            append("<member><name>%s</name>" % name)
+            _write(item, out)
+            append("</member>")
+    append("</struct></value>")
+
+
+def _write_other(value, out):
     if isinstance(value, bool):
         out.append("<value><boolean>%d</boolean></value>" % value)
     elif isinstance(value, Int32):
@@ -35,12 +77,7 @@ def _write(value, out):
         out.append("<value><dateTime.iso8601>%s</dateTime.iso8601></value>"
                    % format_datetime(value))
     elif isinstance(value, dict):
-        out.append("<value><struct>")
-        for key, item in value.items():
-            out.append("<member><name>%s</name>" % escape(str(key)))
-            _write(item, out)
-            out.append("</member>")
-        out.append("</struct></value>")
+        _write_struct(value, out)
     elif isinstance(value, (list, tuple)):
         out.append("<value><array><data>")
         for item in value:

@@ -1,0 +1,157 @@
+"""The XAPI simulator's cheaper paths keep XAPI's behaviour: the XML-RPC
+marshaller's output, event.from's buffer of the last MAX_EVENTS events and
+the progress of an XVA import task."""
+
+import datetime
+import http.client
+import os
+import time
+
+import pytest
+
+from tests.simulators.xapi import model, wire
+from tests.simulators.xapi.server import serve
+from tests.simulators.xapi.simulator import Simulator
+
+MIB = 1024 ** 2
+
+
+class Label(str):
+    """A str subclass, which takes the marshaller's slower path."""
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("plain", "<value>plain</value>"),
+    ("a<b&c>d", "<value>a&lt;b&amp;c&gt;d</value>"),
+    (Label("x&y"), "<value>x&amp;y</value>"),
+    ("", "<value></value>"),
+    (True, "<value><boolean>1</boolean></value>"),
+    (0, "<value>0</value>"),
+    (2 ** 63 - 1, "<value>9223372036854775807</value>"),
+    (wire.Int32(7), "<value><i4>7</i4></value>"),
+    (1.5, "<value><double>1.5</double></value>"),
+    (None, "<value></value>"),
+    (datetime.datetime(2021, 6, 28, 11, 25, 34),
+     "<value><dateTime.iso8601>20210628T11:25:34Z</dateTime.iso8601></value>"),
+    (["a", 1, [Label("<")]],
+     "<value><array><data><value>a</value><value>1</value><value><array><data>"
+     "<value>&lt;</value></data></array></value></data></array></value>"),
+    (("t", None), "<value><array><data><value>t</value><value></value>"
+                  "</data></array></value>"),
+    ({"k&": "v", 5: {"n": False}, "s": Label(">")},
+     "<value><struct><member><name>k&amp;</name><value>v</value></member>"
+     "<member><name>5</name><value><struct><member><name>n</name><value>"
+     "<boolean>0</boolean></value></member></struct></value></member>"
+     "<member><name>s</name><value>&gt;</value></member></struct></value>"),
+])
+def test_marshal_value_forms(value, expected):
+    assert wire.value_fragment(value) == expected
+
+
+def test_marshal_rejects_unknown_type():
+    with pytest.raises(TypeError):
+        wire.value_fragment(object())
+
+
+@pytest.fixture
+def simulator():
+    simulator = Simulator(vms=3)
+    try:
+        yield simulator
+    finally:
+        simulator.close()
+
+
+def call(simulator, method, *params):
+    return simulator.call(method, list(params), simulator.master_address)
+
+
+def test_event_buffer_keeps_last_events(simulator, monkeypatch):
+    monkeypatch.setattr(model, "MAX_EVENTS", 10)
+    monkeypatch.setattr(model, "EVENT_TRIM_BATCH", 5)
+    session = call(simulator, "session.login_with_password", "root", "simulator")
+    pool = call(simulator, "pool.get_all", session)[0]
+    token = call(simulator, "event.from", session, ["pool"], "", 0.0)["token"]
+
+    for _ in range(10):
+        call(simulator, "event.inject", session, "pool", pool)
+    changes = call(simulator, "event.from", session, ["pool"], token, 0.0)
+    assert [event["ref"] for event in changes["events"]] == [pool]
+    assert changes["events"][0]["operation"] == "mod"
+
+    call(simulator, "event.inject", session, "pool", pool)
+    with pytest.raises(Exception) as raised:
+        call(simulator, "event.from", session, ["pool"], token, 0.0)
+    assert raised.value.description == ["EVENTS_LOST"]
+
+    for _ in range(20):
+        call(simulator, "event.inject", session, "pool", pool)
+    assert len(simulator.db.events) <= 15
+    oldest_kept = int(simulator.db.event_counter) - 10
+    changes = call(simulator, "event.from", session, ["pool"],
+                   "%020d" % oldest_kept, 0.0)
+    assert [event["ref"] for event in changes["events"]] == [pool]
+    with pytest.raises(Exception) as raised:
+        call(simulator, "event.from", session, ["pool"],
+             "%020d" % (oldest_kept - 1), 0.0)
+    assert raised.value.description == ["EVENTS_LOST"]
+
+
+def transfer(port, method, path, body=None):
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        headers = {} if body is None else {"Content-Length": str(len(body))}
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def test_import_progress_changes_per_percent(simulator):
+    servers = serve(simulator, ["127.0.0.1", "127.0.0.2"], 0)
+    port = servers[0].server_address[1]
+    try:
+        session = call(simulator, "session.login_with_password", "root", "simulator")
+        sr = call(simulator, "pool.get_default_SR", session,
+                  call(simulator, "pool.get_all", session)[0])
+        vdi = call(simulator, "VDI.create", session, {
+            "name_label": "costs", "SR": sr, "virtual_size": str(4 * MIB),
+            "type": "user", "sharable": False, "read_only": False,
+            "other_config": {}})
+        status, _ = transfer(port, "PUT", "/import_raw_vdi?session_id=%s&vdi=%s"
+                             % (session, vdi), os.urandom(4 * MIB))
+        assert status == 200
+        vm = next(ref for ref, record in call(
+            simulator, "VM.get_all_records", session).items()
+            if not record["is_a_template"] and not record["is_control_domain"]
+            and record["power_state"] == "Halted")
+        call(simulator, "VBD.create", session, {
+            "VM": vm, "VDI": vdi, "userdevice": "5", "bootable": False,
+            "mode": "RW", "type": "Disk", "unpluggable": True, "empty": False,
+            "other_config": {}, "qos_algorithm_type": "",
+            "qos_algorithm_params": {}})
+        status, image = transfer(port, "GET", "/export?session_id=%s&ref=%s"
+                                 % (session, vm))
+        assert status == 200
+
+        task = call(simulator, "task.create", session, "import", "")
+        status, _ = transfer(port, "PUT", "/import?session_id=%s&task_id=%s"
+                             % (session, task), image)
+        assert status == 200
+        # The handler responds before it has read the body.
+        deadline = time.monotonic() + 30
+        while call(simulator, "task.get_status", session, task) == "pending" \
+                and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert call(simulator, "task.get_status", session, task) == "success"
+        assert call(simulator, "task.get_progress", session, task) == 1.0
+        task_changes = [event for event in simulator.db.events
+                        if event[1] == "task" and event[2] == task]
+        # The task changes once per percent of progress at most. A change
+        # per 10 KiB read (tarfile's default step) would make about 400.
+        assert len(task_changes) < 20
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
