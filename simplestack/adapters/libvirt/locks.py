@@ -10,31 +10,13 @@ another libvirt client, can still change a guest at the same time, and
 then libvirt's own checks reject the later change (409 Conflict or 502).
 """
 
-import contextlib
 import threading
-import weakref
 
-# Domain UUID -> RLock. An entry lives while a request holds or waits for
-# its lock, so the map does not grow with every guest ever changed.
-_guest_locks = weakref.WeakValueDictionary()
-_guest_locks_lock = threading.Lock()
+from simplestack.adapters.guest_locks import guest_lock
 
 # MACs must be unique across guests, so choosing and attaching a MAC is
 # serialized across all guests of the process.
 _mac_lock = threading.Lock()
-
-
-@contextlib.contextmanager
-def guest_lock(domain_uuid):
-    """Hold the lock of the guest with ``domain_uuid`` (any case)."""
-    key = domain_uuid.lower()
-    with _guest_locks_lock:
-        lock = _guest_locks.get(key)
-        if lock is None:
-            lock = threading.RLock()
-            _guest_locks[key] = lock
-    with lock:
-        yield
 
 
 class LocksMixin:

@@ -12,6 +12,7 @@ import re
 from pyVmomi import vim
 
 from simplestack import errors
+from simplestack.adapters.guest_locks import guest_lock
 from simplestack.adapters.vmware.constants import GIB, state_of
 from simplestack.adapters.vmware.devices import (
     Device, cdroms_of, devices_of, disks_of, empty_cdrom_backing,
@@ -69,6 +70,11 @@ class DisksMixin:
         raise errors.EntityNotFound("disk %s of guest %s not found"
                                     % (disk_id, found.get("name")))
 
+    def _device_lock(self, found):
+        """Return a context manager that holds the lock of ``found``'s
+        device changes in this process."""
+        return guest_lock(self.type_name, self.host, found.ref._moId)
+
     def _reconfigure(self, ref, method="ReconfigVM_Task", **spec_fields):
         self._run(method, ref, spec=vim.vm.ConfigSpec(**spec_fields))
 
@@ -93,13 +99,15 @@ class DisksMixin:
         else:
             datastore_name = datastore_of_path(
                 found.get("config.files.vmPathName"))
-        devices = devices_of(found)
-        controller_key, unit = free_scsi_slot(devices)
+        # Another add on this guest could take the same free slot.
+        with self._device_lock(found):
+            found = self._properties(found.ref, DISK_PATHS)
+            controller_key, unit = free_scsi_slot(devices_of(found))
 
-        self._reconfigure(found.ref, deviceChange=[new_disk_spec(
-            controller_key, unit, size, datastore_name)])
+            self._reconfigure(found.ref, deviceChange=[new_disk_spec(
+                controller_key, unit, size, datastore_name)])
 
-        after = self._properties(found.ref, DISK_PATHS)
+            after = self._properties(found.ref, DISK_PATHS)
         for number, disk in disks_of(devices_of(after)):
             if (disk.controllerKey, disk.unitNumber) == (controller_key,
                                                           unit):

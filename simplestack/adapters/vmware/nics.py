@@ -103,12 +103,16 @@ class NicsMixin:
         network = self._network(spec["network"])
         if mac is not None and mac in self._macs_in_use():
             raise errors.Conflict("MAC address %s is in use already" % mac)
-        before = {nic.key for nic in nics_of(devices_of(found))}
+        # The new NIC is the one that was not there before, so no other add
+        # on this guest may run in between.
+        with self._device_lock(found):
+            found = self._properties(found.ref, DISK_PATHS)
+            before = {nic.key for nic in nics_of(devices_of(found))}
 
-        self._reconfigure(found.ref, deviceChange=[new_nic_spec(network,
-                                                                mac)])
+            self._reconfigure(found.ref, deviceChange=[
+                new_nic_spec(network, mac)])
 
-        after = self._properties(found.ref, DISK_PATHS)
+            after = self._properties(found.ref, DISK_PATHS)
         added = [nic for nic in nics_of(devices_of(after))
                  if nic.key not in before]
         if not added:
