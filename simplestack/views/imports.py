@@ -116,10 +116,22 @@ def _prepare_import(request):
     request.validated["upload"] = Upload(request)
 
 
+def declared_image_type(request):
+    """Return the request's media type, lower-case and without parameters,
+    when it is an image type; else None.
+
+    Adapters receive this value. A type in another case or with white space
+    before its parameters means the same to every adapter. A body that is
+    an image by its content but declared as something else (old clients
+    send ``application/json``) counts as undeclared.
+    """
+    media_type = (request.content_type or "").strip().lower()
+    return media_type if media_type in IMAGE_CONTENT_TYPES else None
+
+
 def json_or_import_validator(request, schema=None, **kwargs):
     """Validate a JSON body with ``schema``, unless the body is an image."""
-    content_type = (request.content_type or "").lower()
-    if content_type in IMAGE_CONTENT_TYPES:
+    if declared_image_type(request) is not None:
         _prepare_import(request)
         return
 
@@ -142,7 +154,7 @@ def run_import(request, host_context, storage_id=None):
     slot = stream_slots(request).acquire()
     try:
         record = host_context.adapter.import_guest(
-            upload, upload.length, request.content_type or None,
+            upload, upload.length, declared_image_type(request),
             name=request.validated.get("name"), storage_id=storage_id)
     finally:
         slot.release()
