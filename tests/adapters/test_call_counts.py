@@ -160,10 +160,50 @@ def test_outside_rename_shows_at_once(tmp_path):
     assert listed[guest_id]["name"] == "sstest-renamed"
 
 
+def test_list_drops_guest_deleted_outside(tmp_path):
+    adapter = _adapter(tmp_path, 10)
+    try:
+        guest_id = _stopped_guest(adapter)
+        # A deletion past the adapter's invalidation, as virsh would make it.
+        domain = adapter.conn.lookupByUUIDString(guest_id)
+        uuid = domain.UUID()
+        domain.undefine()
+        listed = [record["id"] for record in adapter.list_guests()]
+        entries = description_cache.descriptions.entries(
+            adapter._description_cache_uri())
+    finally:
+        adapter.close()
+
+    assert guest_id not in listed
+    assert len(listed) == 9
+    assert uuid not in entries
+    assert len(entries) == 9
+
+
+def test_listed_record_change_stays_out_of_cache(tmp_path):
+    adapter = _adapter(tmp_path, 10)
+    try:
+        first = adapter.list_guests()
+        for record in first:
+            record["name"] = "changed"
+            record["ip"] = "192.0.2.1"
+        second = adapter.list_guests()
+    finally:
+        adapter.close()
+
+    assert {record["name"] for record in second} == {
+        "sstest-count-%04d" % index for index in range(10)}
+    assert [record["ip"] for record in second] == [None] * 10
+
+
 def _empty_entry(cache):
     return description_cache.CachedDescription(
         fingerprint=(1,), stored_at=cache.clock(), fields=(), disk_targets=(),
-        macs=(), networks=(), disk_sizes={})
+        macs=(), networks=(), disk_sizes={}, record={})
+
+
+FIRST_UUID = bytes.fromhex("6695eb01f6a4830479aa97f2502e193f")
+SECOND_UUID = bytes.fromhex("0f8fad5bd9cb469fa16570867728950e")
 
 
 def test_cache_skips_entry_read_before_change():
@@ -171,28 +211,38 @@ def test_cache_skips_entry_read_before_change():
     generation = cache.generation("test:///seed")
     entry = _empty_entry(cache)
     # Another request changes a guest of the URI while this list reads XML.
-    cache.invalidate("test:///seed", "0F8FAD5B-D9CB-469F-A165-70867728950E")
-    cache.put("test:///seed", "6695eb01-f6a4-8304-79aa-97f2502e193f", entry,
-              generation)
+    cache.invalidate("test:///seed", SECOND_UUID)
+    cache.put("test:///seed", FIRST_UUID, entry, generation)
 
-    listed = cache.entries("test:///seed",
-                           {"6695eb01-f6a4-8304-79aa-97f2502e193f"})
+    listed = cache.entries("test:///seed")
 
     assert listed == {}
 
 
-def test_cache_keeps_entries_of_listed_guests_only():
+def test_cache_retains_listed_guests_only():
     cache = description_cache.DescriptionCache()
     entry = _empty_entry(cache)
-    for uuid in ("a", "b"):
+    for uuid in (FIRST_UUID, SECOND_UUID):
         generation = cache.generation("test:///seed")
         cache.put("test:///seed", uuid, entry, generation)
 
-    first = cache.entries("test:///seed", {"a"})
-    second = cache.entries("test:///seed", {"a", "b"})
+    both = cache.entries("test:///seed")
+    cache.retain("test:///seed", {FIRST_UUID})
+    retained = cache.entries("test:///seed")
 
-    assert set(first) == {"a"}
-    assert set(second) == {"a"}
+    assert set(both) == {FIRST_UUID, SECOND_UUID}
+    assert set(retained) == {FIRST_UUID}
+
+
+def test_cache_entries_are_a_copy():
+    cache = description_cache.DescriptionCache()
+    generation = cache.generation("test:///seed")
+    cache.put("test:///seed", FIRST_UUID, _empty_entry(cache), generation)
+
+    copy = cache.entries("test:///seed")
+    copy.clear()
+
+    assert set(cache.entries("test:///seed")) == {FIRST_UUID}
 
 
 def test_hostname_expires_after_max_age():

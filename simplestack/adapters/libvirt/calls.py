@@ -129,12 +129,12 @@ class CallsMixin:
         uri = self._description_cache_uri()
         cache = description_cache.descriptions
         if isinstance(owner, libvirt.virDomain):
-            cache.invalidate(uri, owner.UUIDString())
+            cache.invalidate(uri, owner.UUID())
         elif isinstance(owner, libvirt.virDomainSnapshot):
-            cache.invalidate(uri, owner.getDomain().UUIDString())
+            cache.invalidate(uri, owner.getDomain().UUID())
         elif isinstance(owner, libvirt.virConnect) and isinstance(
                 result, libvirt.virDomain):
-            cache.invalidate(uri, result.UUIDString())
+            cache.invalidate(uri, result.UUID())
         elif isinstance(owner, (libvirt.virConnect, libvirt.virStoragePool,
                                 libvirt.virStorageVol)):
             # The disk sizes of the cached entries come from pools and volumes.

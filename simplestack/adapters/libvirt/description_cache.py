@@ -4,7 +4,7 @@ libvirt 9.0 has no bulk call for domain XML, and the bulk statistics of the
 test driver contain the state only, so a guest list that read every domain's
 XML would cost one call per guest. The list instead keeps each domain's
 parsed XML and the disk sizes it read per guest, keyed by connection URI
-and domain UUID. It reads the XML again when an entry is missing, older
+and the domain's raw 16-byte UUID (virDomainGetUUID). It reads the XML again when an entry is missing, older
 than MAX_AGE_SECONDS, or no longer matches the domain's fingerprint from
 the bulk call (domain ID, state and, on QEMU, vCPUs, memory and disk
 paths).
@@ -29,13 +29,16 @@ MAX_AGE_SECONDS = 10.0
 
 class CachedDescription(collections.namedtuple("CachedDescription", (
         "fingerprint", "stored_at", "fields", "disk_targets", "macs",
-        "networks", "disk_sizes"))):
+        "networks", "disk_sizes", "record"))):
     """The parts of a parsed domain definition that a guest record uses,
     with the disk sizes read for it.
 
     ``fields`` is the tuple of guest_records._definition_fields,
     ``disk_targets`` and ``macs`` the disks (CD-ROMs excluded) and NICs in
     XML order, ``networks`` the names of the networks of the NICs.
+    ``record`` is the guest record built from these parts, with ``state``,
+    ``host`` and ``ip`` None. A list copies it and sets those three, so it
+    must not be changed in place.
     """
 
     __slots__ = ()
@@ -54,7 +57,7 @@ class DescriptionCache:
         self.max_age = max_age
         self.clock = clock
         self._lock = threading.Lock()
-        # uri -> {uuid: CachedDescription}
+        # uri -> {domain UUID bytes: CachedDescription}
         self._entries = {}
         self._generations = {}
         # uri -> (stored_at, host name)
@@ -64,16 +67,19 @@ class DescriptionCache:
         with self._lock:
             return self._generations.get(uri, 0)
 
-    def entries(self, uri, uuids):
-        """Return {uuid: entry} for the domains of ``uri`` in ``uuids``,
-        and drop the entries of other domains of ``uri``, so that the cache
-        contains at most the domains of the last list."""
+    def entries(self, uri):
+        """Return a copy of the entries of ``uri``, {uuid: entry}."""
         with self._lock:
-            listed = {uuid: entry
-                    for uuid, entry in self._entries.get(uri, {}).items()
-                    if uuid in uuids}
-            self._entries[uri] = listed
-            return dict(listed)
+            return dict(self._entries.get(uri, ()))
+
+    def retain(self, uri, uuids):
+        """Drop the entries of the domains of ``uri`` that are not in
+        ``uuids``, so that the cache contains at most the domains of the
+        last list."""
+        with self._lock:
+            entries = self._entries.get(uri, {})
+            self._entries[uri] = {uuid: entry for uuid, entry
+                                  in entries.items() if uuid in uuids}
 
     def put(self, uri, uuid, entry, generation):
         """Store ``entry`` unless a domain of ``uri`` was invalidated since
@@ -83,13 +89,14 @@ class DescriptionCache:
                 self._entries.setdefault(uri, {})[uuid] = entry
 
     def invalidate(self, uri, uuid=None):
-        """Drop the entry of one domain, or of every domain of ``uri``."""
+        """Drop the entry of one domain (its UUID bytes), or of every
+        domain of ``uri``."""
         with self._lock:
             self._generations[uri] = self._generations.get(uri, 0) + 1
             if uuid is None:
                 self._entries.pop(uri, None)
             else:
-                self._entries.get(uri, {}).pop(uuid.lower(), None)
+                self._entries.get(uri, {}).pop(uuid, None)
 
     def hostname(self, uri):
         """Return the host name stored for ``uri``, or None when it is

@@ -134,66 +134,95 @@ class GuestRecordsMixin:
         cache = description_cache.descriptions
         generation = cache.generation(uri)
         listing = self._list_with_stats()
-        # UUIDString formats the UUID on every call, so it runs once here.
-        keys = [domain.UUIDString() for domain, _ in listing]
-        cached = cache.entries(uri, set(keys))
-
-        # Parallel lists rather than a tuple per guest, and the entry check
-        # and state map inline: at 10000 guests this loop took about a
-        # quarter less CPU time than with a tuple and two method calls.
-        listed_entries = []
-        listed_states = []
-        listed_stats = []
+        cached = cache.entries(uri)
         now = cache.clock()
         max_age = cache.max_age
-        for key, (domain, stats) in zip(keys, listing):
-            fingerprint = _fingerprint(domain, stats)
-            entry = cached.get(key)
+        with_leases = not DRIVER_GAPS[self.driver].get("dhcp_leases")
+        # Only QEMU's stats have more than the state.
+        detailed = self.driver == "qemu"
+
+        # One pass copies each guest's cached record and sets its state and
+        # host. A second pass over the guests with NICs sets the addresses
+        # once the leases are read. The steps of the first pass are inline
+        # because they run once per guest.
+        # The pass takes the domains off the listing, so each virDomain is
+        # freed after its record is built. Freed objects lower the garbage
+        # collector's allocation count, so the records built later trigger
+        # fewer collections than with the whole listing alive.
+        listing.reverse()
+        records = []
+        uuids = []
+        found = 0
+        with_nics = []
+        network_names = set()
+        hostname = None
+        hostname_read = False
+        while listing:
+            domain, stats = listing.pop()
+            # UUID returns the 16 raw bytes: 0.6 us a call on the test
+            # driver, against 1.1 us for UUIDString, which formats them.
+            uuid = domain.UUID()
+            uuids.append(uuid)
+            native_state = stats.get("state.state")
+            # The domain ID changes on every start, which also rewrites the
+            # live XML. The name shows a rename made elsewhere at once. ID
+            # and name come from the listed virDomain without a call to
+            # libvirt.
+            fingerprint = (domain.ID(), domain.name(), native_state)
+            if detailed:
+                fingerprint += _stats_fingerprint(stats)
+            entry = cached.get(uuid)
             try:
-                # An entry is valid while its fingerprint matches and it is
-                # at most max_age seconds old.
-                if (entry is None or entry.fingerprint != fingerprint
-                        or now - entry.stored_at > max_age):
+                if entry is None:
                     entry = self._read_description(domain, stats,
                                                    fingerprint)
-                    cache.put(uri, key, entry, generation)
-                native_state = stats.get("state.state")
+                    cache.put(uri, uuid, entry, generation)
+                else:
+                    found += 1
+                    # An entry is valid while its fingerprint matches and
+                    # it is at most max_age seconds old.
+                    if (entry.fingerprint != fingerprint
+                            or now - entry.stored_at > max_age):
+                        entry = self._read_description(domain, stats,
+                                                       fingerprint)
+                        cache.put(uri, uuid, entry, generation)
                 if native_state is None:
                     state = self._listed_state(domain, stats)
                 else:
                     state = STATE_MAP.get(native_state, "UNKNOWN")
             except errors.EntityNotFound:
                 continue  # deleted since the listing
-            listed_entries.append(entry)
-            listed_states.append(state)
-            listed_stats.append(stats)
-
-        network_names = set()
-        for entry in listed_entries:
-            network_names.update(entry.networks)
-        leases = self._leases(network_names)
-        hostname = None
-        if any(state != "STOPPED" for state in listed_states):
-            hostname = self._cached_hostname()
-
-        records = []
-        for entry, state, stats in zip(listed_entries, listed_states,
-                                       listed_stats):
-            sizes = entry.disk_sizes
-            if stats.get("block.count"):
-                sizes = dict(sizes)
+            record = entry.record.copy()
+            record["state"] = state
+            if state != "STOPPED":
+                if not hostname_read:
+                    hostname = self._cached_hostname()
+                    hostname_read = True
+                record["host"] = hostname
+            if detailed and stats.get("block.count"):
+                sizes = dict(entry.disk_sizes)
                 sizes.update(_stats_capacities(stats))
-            records.append(_assemble_record(
-                entry.fields, entry.disk_targets, entry.macs, state, sizes,
-                leases, hostname))
+                record["hdd"] = _hdd_gib(entry.disk_targets, sizes)
+            if with_leases and entry.macs:
+                network_names.update(entry.networks)
+                with_nics.append((record, entry.macs))
+            records.append(record)
+
+        if found < len(cached):
+            # Guests were deleted since the last list.
+            cache.retain(uri, set(uuids))
+        leases = self._leases(network_names) if with_nics else {}
+        if leases:
+            for record, macs in with_nics:
+                record["ip"] = _first_address(macs, leases)
         records.sort(key=operator.itemgetter("id"))
         return records
 
     def _list_with_stats(self):
         """Return [(virDomain, stats)] for every domain in one or two calls.
 
-        UUIDString, name and ID of the returned virDomain objects are read
-        from the listing and make no further call to libvirt.
+        UUID, UUIDString, name and ID of the returned virDomain objects are
+        read from the listing and make no round trip to libvirtd.
         """
         groups = self._stats_groups()
         if groups:
@@ -203,11 +232,11 @@ class GuestRecordsMixin:
         # NOTE: with the leases of one active network an LXC list makes 4
         # calls, one more than a list of the other drivers.
         domains = self._call(self.conn.listAllDomains, 0)
-        running = {domain.UUIDString() for domain in self._call(
+        running = {domain.UUID() for domain in self._call(
             self.conn.listAllDomains,
             libvirt.VIR_CONNECT_LIST_DOMAINS_RUNNING)}
         return [(domain, {"state.state": libvirt.VIR_DOMAIN_RUNNING}
-                 if domain.UUIDString() in running else {})
+                 if domain.UUID() in running else {})
                 for domain in domains]
 
     def _listed_state(self, domain, stats):
@@ -227,15 +256,21 @@ class GuestRecordsMixin:
     def _read_description(self, domain, stats, fingerprint):
         """Read the domain's XML and the disk sizes that ``stats`` lacks."""
         description = self._describe(domain)
+        fields = _definition_fields(description)
+        disk_targets = _disk_targets(description)
+        macs = _macs(description)
+        disk_sizes = self._disk_sizes(domain, description, stats)
         return description_cache.CachedDescription(
             fingerprint=fingerprint,
             stored_at=description_cache.descriptions.clock(),
-            fields=_definition_fields(description),
-            disk_targets=_disk_targets(description),
-            macs=_macs(description),
+            fields=fields,
+            disk_targets=disk_targets,
+            macs=macs,
             networks=tuple(interface.network for interface
                            in description.interfaces if interface.network),
-            disk_sizes=self._disk_sizes(domain, description, stats))
+            disk_sizes=disk_sizes,
+            record=_assemble_record(fields, disk_targets, macs, None,
+                                    disk_sizes, {}, None))
 
     def _cached_hostname(self):
         uri = self._description_cache_uri()
@@ -292,26 +327,19 @@ def _record_definition(xml_text):
                        in description.interfaces if interface.network))
 
 
-def _fingerprint(domain, stats):
-    """Return the bulk stats whose change means the domain's definition
-    may have changed.
-
-    The domain ID changes on every start, which also rewrites the live XML.
-    The name is part of it so that a rename made elsewhere shows at once;
-    ID and name come from the listed virDomain without a call to libvirt.
-    The test driver's stats contain the state only.
-    """
+def _stats_fingerprint(stats):
+    """Return the QEMU bulk stats whose change means the domain's
+    definition may have changed: vCPUs, memory and the disks' paths."""
     get = stats.get
-    fingerprint = (domain.ID(), domain.name(), get("state.state"),
-                   get("vcpu.current"),
-                   get("vcpu.maximum"), get("balloon.maximum"))
+    fingerprint = (get("vcpu.current"), get("vcpu.maximum"),
+                   get("balloon.maximum"))
     block_count = get("block.count")
     if not block_count:
         return fingerprint
     paths = []
     for index in range(block_count):
-        paths.append(stats.get("block.%d.name" % index))
-        paths.append(stats.get("block.%d.path" % index))
+        paths.append(get("block.%d.name" % index))
+        paths.append(get("block.%d.path" % index))
     return fingerprint + tuple(paths)
 
 
@@ -345,26 +373,34 @@ def _assemble_record(fields, disk_targets, macs, state, disk_sizes, leases,
     """Build a guest record from _definition_fields and the data of the
     request."""
     guest_id, name, cpus, memory, paravirtualized, tools = fields
-    hdd_bytes = 0
-    for target in disk_targets:
-        hdd_bytes += disk_sizes.get(target, 0)
-    ip = None
-    for mac in macs:
-        if mac in leases:
-            ip = leases[mac]
-            break
     return {
         "id": guest_id,
         "name": name,
         "cpus": cpus,
         "memory": memory,
-        "hdd": hdd_bytes // GIB,
+        "hdd": _hdd_gib(disk_targets, disk_sizes),
         "paravirtualized": paravirtualized,
         "tools_up_to_date": tools,
-        "ip": ip,
+        "ip": _first_address(macs, leases),
         "state": state,
         "host": hostname if state != "STOPPED" else None,
     }
+
+
+def _hdd_gib(disk_targets, disk_sizes):
+    """Return the whole GiB of the disks' total size."""
+    total = 0
+    for target in disk_targets:
+        total += disk_sizes.get(target, 0)
+    return total // GIB
+
+
+def _first_address(macs, leases):
+    """Return the leased address of the first NIC that has one, or None."""
+    for mac in macs:
+        if mac in leases:
+            return leases[mac]
+    return None
 
 
 def _stats_capacities(stats):
