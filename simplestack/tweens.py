@@ -26,6 +26,11 @@ REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # the log keeps its first characters only.
 LOGGED_METHOD_LENGTH = 32
 
+# The maximum characters of a path in log lines. waitress passes on request
+# lines up to its 256 KiB header limit, and each would become a log line as
+# long. gunicorn's default limit on the request line is 4094 bytes.
+LOGGED_PATH_LENGTH = 4096
+
 
 def request_id_of(request):
     candidate = request.headers.get(REQUEST_ID_HEADER, "")
@@ -58,6 +63,12 @@ def undecodable_url_response(request):
 def safe_path(request):
     return request.environ.get("PATH_INFO", "").encode(
         "latin-1", "replace").decode("utf-8", "replace")
+
+
+def loggable_path(path):
+    if len(path) <= LOGGED_PATH_LENGTH:
+        return path
+    return path[:LOGGED_PATH_LENGTH] + "..."
 
 
 def hypervisor_of(path, hypervisor_types):
@@ -115,7 +126,7 @@ def request_summary_tween_factory(handler, registry):
             fields = {
                 "request_id": request_id,
                 "method": loggable_method(request.method),
-                "path": path,
+                "path": loggable_path(path),
                 "hypervisor": hypervisor,
                 "status": status,
                 "duration_ms": round(seconds * 1000, 1),

@@ -7,6 +7,7 @@ from pyramid.view import exception_view_config, notfound_view_config
 
 from simplestack import errors
 from simplestack.resources import Root
+from simplestack.tweens import loggable_method, loggable_path
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,8 @@ def simplestack_error(exc, request):
         # The hypervisor's own exception, kept by the adapter, goes to the
         # log only: SDK messages can quote URIs and parameters.
         logger.warning(
-            "request %s %s failed: %s %s (%s)", request.method, request.path,
+            "request %s %s failed: %s %s (%s)",
+            loggable_method(request.method), loggable_path(request.path),
             exc.name, exc.message, type(exc.original).__name__
             if exc.original is not None else "no hypervisor exception")
     return errors.error_response(exc, exc.headers)
@@ -67,6 +69,7 @@ def http_exception(exc, request):
 def internal_error(exc, request):
     logger.error("request %s %s %s failed with an internal error",
                  request.environ.get("simplestack.request_id"),
-                 request.method, request.path, exc_info=exc)
+                 loggable_method(request.method),
+                 loggable_path(request.path), exc_info=exc)
     return errors.error_response(
         errors.InternalError(errors.INTERNAL_ERROR_MESSAGE))
