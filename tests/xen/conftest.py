@@ -1,16 +1,11 @@
 """Fixtures of the Xen tests: adapters, guests and the service, all on the
 session's XAPI simulator."""
 
-import contextlib
-
 import pytest
-from pyramid.paster import get_appsettings
-from webtest import TestApp
 
-from simplestack import errors, main
-from tests import backends
-from tests.conftest import make_token
-from tests.server import TESTING_INI
+from simplestack.adapters.xen import XenAdapter
+from tests import adapter_fixtures
+from tests.session_services import client, service
 from tests.xen_fixtures import (  # noqa: F401 (pytest fixtures)
     xapi_simulator,
     xen_iso_image,
@@ -20,57 +15,35 @@ from tests.xen_fixtures import (  # noqa: F401 (pytest fixtures)
 )
 
 
+def make_adapter(simulator, host=None, password=None, **settings):
+    """Return an unopened XenAdapter for ``simulator``."""
+    return adapter_fixtures.make_adapter(
+        XenAdapter, "xen", simulator, host, password, **settings)
+
+
 @pytest.fixture
 def adapter(xen_kit):
     """An opened XenAdapter, closed after the test."""
-    instance = xen_kit.make_adapter()
-    instance.open()
-    yield instance
-    instance.close()
+    yield from adapter_fixtures.opened_adapter(xen_kit.make_adapter())
 
 
 @pytest.fixture
 def make_guest(adapter, xen_kit):
     """Create a stopped guest (64 MiB, a 1 GiB disk unless ``hdd`` says
     otherwise) and delete it after the test."""
-    created = []
-
-    def create(**spec):
-        spec.setdefault("name", backends.unique_name("guest"))
-        spec.setdefault("memory", 64)
-        spec.setdefault("hdd", 1)
-        if spec["hdd"] is None:
-            del spec["hdd"]
-        record = adapter.create_guest(spec)
-        created.append(record["id"])
-        return record
-
-    yield create
-    remover = xen_kit.make_adapter()
-    remover.open()
-    try:
-        for guest_id in created:
-            with contextlib.suppress(errors.EntityNotFound):
-                remover.delete_guest(guest_id)
-    finally:
-        remover.close()
+    yield from adapter_fixtures.guest_maker(adapter, xen_kit.make_adapter)
 
 
 @pytest.fixture(scope="session")
 def xen_app(xapi_simulator):
     """The service from testing.ini, trusting the simulator's CA."""
-    settings = dict(get_appsettings(TESTING_INI, name="main"))
-    settings["simplestack.hypervisor.xen.ca_bundle"] = \
-        xapi_simulator.ca_bundle
-    return main({}, **settings)
+    return service("xen", xapi_simulator)
 
 
 @pytest.fixture
 def xen_api(xen_app, xapi_simulator):
     """A WebTest client whose token logs in to the simulator."""
-    return TestApp(xen_app, extra_environ={
-        "HTTP_X_SIMPLESTACK_HYPERVISOR_TOKEN": make_token(
-            xapi_simulator.username, xapi_simulator.password)})
+    return client(xen_app, xapi_simulator)
 
 
 @pytest.fixture(scope="session")

@@ -9,21 +9,11 @@ from simplestack.adapters.base import Credentials
 from simplestack.adapters.xen import XenAdapter
 from simplestack.adapters.xen.session import to_wire
 from tests.conftest import CANARY_PASSWORD
+from tests.session_services import xen_open_sessions as open_sessions
 from tests.simulators.fixtures import XapiSimulator
+from tests.xen.conftest import make_adapter
 
 GIB = 1024 ** 3
-
-
-def make_adapter(simulator, host=None, password=None, **settings):
-    settings.setdefault("ca_bundle", simulator.ca_bundle)
-    config = XenAdapter.parse_settings("xen", {
-        key: str(value) for key, value in settings.items()})
-    return XenAdapter("xen", host or simulator.netloc, Credentials(
-        simulator.username, password or simulator.password), config)
-
-
-def open_sessions(simulator):
-    return simulator.stats()["sessions"].get("simplestack", 0)
 
 
 # -- settings ----------------------------------------------------------------
