@@ -21,13 +21,16 @@ NETWORKS = {"xen": None, "vmware": "VM Network"}
 
 
 def run_together(function, count=THREADS):
-    """Call ``function`` from ``count`` threads at once; return the results."""
+    """Call ``function`` from ``count`` threads at once, or each function of
+    a list from a thread of its own; return the results in that order."""
+    functions = function if isinstance(function, list) else [function] * count
+    count = len(functions)
     barrier = threading.Barrier(count)
     results = [None] * count
 
     def call(index):
         barrier.wait()
-        results[index] = function()
+        results[index] = functions[index]()
 
     threads = [threading.Thread(target=call, args=(index,))
                for index in range(count)]

@@ -25,6 +25,12 @@ class PowerMixin:
                 "invalid power action %r; expected one of %s"
                 % (action, ", ".join(base.POWER_ACTIONS)))
         domain = self._domain(guest_id)
+        # A concurrent deletion waits for the action, or the action finds
+        # the guest gone (404) instead of failing inside libvirt.
+        with self._guest_lock(domain):
+            return self._apply_power(domain, guest_id, action)
+
+    def _apply_power(self, domain, guest_id, action):
         allowed, method = self.POWER_TRANSITIONS[action]
         native_state = self._call(domain.state, domain=domain)[0]
         state = STATE_MAP.get(native_state, "UNKNOWN")
@@ -51,6 +57,10 @@ class PowerMixin:
 
     def reboot_guest(self, guest_id, force=False):
         domain = self._domain(guest_id)
+        with self._guest_lock(domain):
+            return self._reboot(domain, guest_id, force)
+
+    def _reboot(self, domain, guest_id, force):
         state = self._state(domain)
         if state != "STARTED":
             raise errors.InvalidState("cannot reboot guest %s: it is %s"
