@@ -47,16 +47,37 @@ def _write(value, out):
         _write_other(value, out)
 
 
+# Struct key -> its escaped "<member><name>" opening. Most keys are field
+# names, but map keys can be anything, so the cache stops growing at
+# _MAX_MEMBER_OPENINGS entries.
+_member_openings = {}
+_MAX_MEMBER_OPENINGS = 10000
+
+
+def _member_opening(key):
+    opening = _member_openings.get(key)
+    if opening is None:
+        opening = "<member><name>%s</name>" % _escape(key)
+        if len(_member_openings) < _MAX_MEMBER_OPENINGS:
+            _member_openings[key] = opening
+    return opening
+
+
 def _write_struct(value, out):
     append = out.append
     append("<value><struct>")
     for key, item in value.items():
-        name = _escape(key if type(key) is str else str(key))
-        if type(item) is str:
-            append("<member><name>%s</name><value>%s</value></member>"
-                   % (name, _escape(item)))
+        opening = _member_opening(key if type(key) is str else str(key))
+        kind = type(item)
+        if kind is str:
+            append("%s<value>%s</value></member>" % (opening, _escape(item)))
+        elif kind is bool:
+            append("%s<value><boolean>%d</boolean></value></member>"
+                   % (opening, item))
+        elif kind is int:
+            append("%s<value>%d</value></member>" % (opening, item))
         else:
-            append("<member><name>%s</name>" % name)
+            append(opening)
             _write(item, out)
             append("</member>")
     append("</struct></value>")
