@@ -38,7 +38,8 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from servers import (  # noqa: E402
-    ServiceServer, process_tree_cpu_seconds, run_concurrently)
+    ServiceServer, process_tree_cpu_seconds, run_concurrently,
+    set_server_options)
 from tests.simulators.fixtures import XapiSimulator  # noqa: E402
 from tests.xen_fixtures import xapi_session  # noqa: E402
 from tests.simulators.vcsim_fixtures import VcsimSimulator  # noqa: E402
@@ -136,6 +137,10 @@ def main():
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--latency", type=float, default=0.1,
                         help="seconds the simulators add to every call")
+    parser.add_argument("--worker-connections", type=int,
+                        help="gunicorn's worker_connections, the connections "
+                             "a worker holds at most, idle keep-alive ones "
+                             "included (default: production.ini's)")
     options = parser.parse_args()
 
     print("%d concurrent requests, %.0f ms added to every hypervisor call; "
@@ -143,6 +148,8 @@ def main():
           % (options.clients, options.latency * 1000, TARGET_RATIO))
     print("%d CPUs, load average at start %.1f"
           % (os.cpu_count(), os.getloadavg()[0]))
+    if options.worker_connections:
+        print("gunicorn worker_connections = %d" % options.worker_connections)
     print("%-8s %-9s %-7s %-17s %8s %8s %8s %6s %12s %s" % (
         "backend", "server", "threads", "endpoint", "alone_s", "wall_s",
         "ideal_s", "ratio", "cpu_bound_s", "failed"))
@@ -156,7 +163,11 @@ def main():
                 print("%-8s %-9s %-7s %-17s %8.2f %8.2f %8.2f %6.2f %12.2f "
                       "%d" % ((backend, "direct", "-") + row))
                 for kind in options.servers.split(","):
-                    with ServiceServer(kind, name="concurrency") as server:
+                    server = ServiceServer(kind, name="concurrency")
+                    if kind == "gunicorn" and options.worker_connections:
+                        set_server_options(server, {
+                            "worker_connections": options.worker_connections})
+                    with server:
                         for row in measure(server, prefix, simulator,
                                            options.clients):
                             (endpoint, alone, wall, ideal, ratio,

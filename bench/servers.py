@@ -12,7 +12,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from tests.derived_servers import ServiceServer  # noqa: E402,F401
+from tests.derived_servers import ServiceServer, derive_ini  # noqa: E402,F401
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -54,3 +54,10 @@ def run_concurrently(server, paths, simulator, clients):
             lambda path: server.get(path, simulator)[0], paths))
         wall = time.monotonic() - started
     return wall, statuses
+
+
+def set_server_options(server, options):
+    """Replace or add ``options`` ({key: value}) in the [server:main]
+    section of ``server``'s INI copy; call before the server starts."""
+    if options:
+        derive_ini(server.ini_path, {"server:main": options}, server.ini_path)
