@@ -6,12 +6,14 @@ raw image into a new volume and defines a guest around it.
 
 import logging
 import uuid
+import weakref
 
 import libvirt
 
 from simplestack import errors
 from simplestack.adapters import base
 from simplestack.adapters.libvirt.constants import KIB
+from simplestack.adapters.libvirt.locks import begin_export, guest_lock
 from simplestack.adapters.libvirt.volumes import (
     QCOW2_MAGIC, _parse_qcow2_header)
 
@@ -94,6 +96,11 @@ class ImagesMixin:
     def export_guest(self, guest_id):
         self._require("volume_stream", "export guests")
         domain = self._domain(guest_id)
+        # The lock without the export check: exports may run side by side.
+        with guest_lock(domain.UUIDString()):
+            return self._export_locked(domain, guest_id)
+
+    def _export_locked(self, domain, guest_id):
         state = self._state(domain)
         if state != "STOPPED":
             raise errors.InvalidState("cannot export guest %s: it is %s; "
@@ -113,14 +120,24 @@ class ImagesMixin:
                             libvirt.VIR_STORAGE_VOL_GET_PHYSICAL)[2]
         stream = self._call(self.conn.newStream, 0)
         self._call(volume.download, stream, 0, 0, 0)
-        return base.ImageStream(
+        # Until the stream closes, changes of the guest get 409.
+        end_export = begin_export(domain.UUIDString())
+
+        def close():
+            end_export()
+            self._close_stream(stream)
+
+        image = base.ImageStream(
             chunks=self._receive_chunks(stream),
             content_type=("application/x-qemu-disk"
                           if disk.format == "qcow2"
                           else "application/octet-stream"),
             filename="%s.%s" % (description.name, disk.format or "img"),
             length=length,
-            close=lambda: self._close_stream(stream))
+            close=close)
+        # A stream that is never closed must not block the guest for good.
+        weakref.finalize(image, end_export)
+        return image
 
     def _receive_chunks(self, stream):
         pending = []
