@@ -9,6 +9,7 @@ this process and are stopped by their pid on exit.
 
 import collections
 import contextlib
+import logging.config
 import os
 import re
 import sys
@@ -65,6 +66,21 @@ def libvirt_seed_xml(guests):
         "<allocation>0</allocation><available>107374182400</available>"
         "<target><path>/default-pool</path></target></pool>\n"
         "</node>\n" % uuid.UUID(int=0xdef))
+
+
+def production_logging_to_devnull():
+    """Configure logging from production.ini's logging sections, with the
+    handler writing to /dev/null, so that the service formats its log
+    lines as it does in production."""
+    # The handler keeps the stream it was given, so later writes go to
+    # /dev/null too.
+    saved_stderr = sys.stderr
+    sys.stderr = open(os.devnull, "w")
+    try:
+        logging.config.fileConfig(PRODUCTION_INI, {"http_port": "0"},
+                                  disable_existing_loggers=False)
+    finally:
+        sys.stderr = saved_stderr
 
 
 def make_app(backend):

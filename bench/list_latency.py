@@ -4,8 +4,14 @@ Run: .venv/bin/python bench/list_latency.py [--backends ...] [--repeats 7]
 
 For each backend and guest count, the service (in-process under WebTest)
 and the direct SDK call are timed in turn, ``--repeats`` times after one
-warm-up each, and the script prints the median of each and their ratio.
-The direct calls fetch the data of a guest record and nothing else:
+warm-up each, in repeats that alternate which side goes first. The script
+prints for each side the median wall time, the median CPU time of this
+process, and the number of full garbage collections in its timed calls,
+and the ratios of the medians. On the libvirt test driver all the work
+runs in this process, so the CPU ratio leaves out only the waits for a
+core that other jobs cause. On the simulators the CPU time is the
+client's work only. The direct calls fetch the data of a guest record and
+nothing else:
 
 - libvirt: listAllDomains and getAllDomainStats on a connection of its own
   to the same test-driver file;
@@ -17,10 +23,20 @@ The direct calls fetch the data of a guest record and nothing else:
 
 The service's time includes its session set-up and logout on every
 request (libvirt open, XAPI login, vSphere login), because it pays for
-them per request. The direct side logs in once.
+them per request, and WebTest's work as the client. The direct side logs
+in once. The service's log lines go to /dev/null through production.ini's
+logging sections, as request_cpu.py sets them up.
+
+After the service is loaded and before the warm-ups, the script freezes
+the objects of the process for the garbage collector, as production.ini's
+gunicorn post_fork hook does in each worker. Objects made later (the
+service's caches, each call's objects) stay collectable, and each side
+pays the collections that fall in its calls.
 """
 
 import argparse
+import gc
+import os
 import statistics
 import sys
 import time
@@ -115,29 +131,57 @@ class VmwareDirect:
 DIRECT = {"libvirt": LibvirtDirect, "xen": XenDirect, "vmware": VmwareDirect}
 
 
-def timed(function):
+class FullCollections:
+    """Counter of the garbage collector's full (generation 2) collections."""
+
+    def __init__(self):
+        self.count = 0
+
+    def __call__(self, phase, info):
+        if phase == "stop" and info["generation"] == 2:
+            self.count += 1
+
+
+def timed(function, collections):
+    """Return (wall seconds, CPU seconds of this process, full collections)
+    of one call of ``function``."""
+    before = collections.count
     started = time.perf_counter()
+    cpu_started = time.process_time()
     function()
-    return time.perf_counter() - started
+    return (time.perf_counter() - started,
+            time.process_time() - cpu_started, collections.count - before)
 
 
 def measure(backend, repeats):
-    """Return (service median s, direct median s, guests listed)."""
+    """Return (guests listed, {side: (median wall s, median CPU s, full
+    collections)}) for the sides "service" and "direct"."""
     app = backends.make_app(backend)
     url = backend.prefix + "/guests"
     direct = DIRECT[backend.name](backend)
+    collections = FullCollections()
+    gc.collect()
+    gc.freeze()
+    gc.callbacks.append(collections)
     try:
         listed = len(app.get(url).json)
         direct.fetch()
-        service_times = []
-        direct_times = []
-        for _ in range(repeats):
-            service_times.append(timed(lambda: app.get(url)))
-            direct_times.append(timed(direct.fetch))
+        sides = {"service": lambda: app.get(url), "direct": direct.fetch}
+        samples = {"service": [], "direct": []}
+        order = ["service", "direct"]
+        for number in range(repeats):
+            for name in order if number % 2 == 0 else order[::-1]:
+                samples[name].append(timed(sides[name], collections))
     finally:
+        gc.callbacks.remove(collections)
+        gc.unfreeze()
         direct.close()
-    return (statistics.median(service_times),
-            statistics.median(direct_times), listed)
+    results = {}
+    for name, rows in samples.items():
+        walls, cpus, full = zip(*rows)
+        results[name] = (statistics.median(walls), statistics.median(cpus),
+                         sum(full))
+    return listed, results
 
 
 def main():
@@ -152,27 +196,39 @@ def main():
             parser.error("invalid backend %r; expected names from %s"
                          % (name, ",".join(backends.BACKENDS)))
 
+    backends.production_logging_to_devnull()
+    load_at_start = os.getloadavg()
     rows = []
     started = time.monotonic()
     for name in options.backends.split(","):
         for guests in GUEST_COUNTS[name]:
             with backends.started_backend(name, guests) as backend:
-                service, direct, listed = measure(backend, options.repeats)
-            rows.append((name, guests, listed, service, direct))
+                listed, results = measure(backend, options.repeats)
+            rows.append((name, guests, listed, results))
             print("%s N=%d measured in %.1f s" % (
                 name, guests, time.monotonic() - started), file=sys.stderr)
 
     print("GET /guests through the service against the SDK's bulk call, "
-          "median of %d; target ratio <= %.1f" % (options.repeats,
-                                                  TARGET_RATIO))
-    row = "%-8s %7s %7s %12s %12s %8s %s"
+          "median of %d; target ratio <= %.1f; load average %.1f at the "
+          "start, %.1f at the end" % (options.repeats, TARGET_RATIO,
+                                      load_at_start[0], os.getloadavg()[0]))
+    row = "%-8s %6s %6s %11s %10s %6s %11s %10s %6s %8s %s"
     print(row % ("backend", "N", "listed", "service ms", "direct ms",
-                 "ratio", "target met"))
-    for name, guests, listed, service, direct in rows:
-        ratio = service / direct
-        print(row % (name, guests, listed, "%.1f" % (service * 1000),
-                     "%.1f" % (direct * 1000), "%.2f" % ratio,
+                 "ratio", "service cpu", "direct cpu", "ratio", "full gc",
+                 "target met"))
+    for name, guests, listed, results in rows:
+        service_wall, service_cpu, service_full = results["service"]
+        direct_wall, direct_cpu, direct_full = results["direct"]
+        ratio = service_wall / direct_wall
+        print(row % (name, guests, listed, "%.1f" % (service_wall * 1000),
+                     "%.1f" % (direct_wall * 1000), "%.2f" % ratio,
+                     "%.1f" % (service_cpu * 1000),
+                     "%.1f" % (direct_cpu * 1000),
+                     "%.2f" % (service_cpu / direct_cpu),
+                     "%d / %d" % (service_full, direct_full),
                      "yes" if ratio <= TARGET_RATIO else "no"))
+    print("cpu: CPU ms of this process; full gc: full garbage collections "
+          "in the timed calls of the service / the direct side")
 
 
 if __name__ == "__main__":
