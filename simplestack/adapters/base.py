@@ -218,6 +218,26 @@ class Adapter:
             message = "%s: %s" % (message, reason)
         return errors.FeatureNotImplemented(message)
 
+    def failure_message(self, error_class, method, summary, state=None):
+        """Return the message of an error that the hypervisor returned.
+
+        ``error_class`` is the Simplestack class of the error, ``method``
+        the SDK method that failed and ``summary`` the hypervisor's error
+        code with its public parameters. ``state`` is the guest's API state
+        for an InvalidState message, or None when it is unknown.
+        """
+        if error_class is errors.InvalidState:
+            return "%s rejected %s while the guest is %s: %s" % (
+                self.hypervisor_name, method,
+                state or "in a state that forbids it", summary)
+        if error_class is errors.HypervisorAuthenticationFailed:
+            return "%s at %s rejected the credentials" % (
+                self.hypervisor_name, self.host)
+        if error_class is errors.FeatureNotImplemented:
+            return "%s at %s cannot run %s: %s" % (
+                self.hypervisor_name, self.host, method, summary)
+        return "%s failed in %s: %s" % (self.hypervisor_name, method, summary)
+
     # -- pool and hosts ----------------------------------------------------
 
     def get_pool(self):

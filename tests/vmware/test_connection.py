@@ -106,6 +106,9 @@ def test_wrong_password_is_401_without_password(vcsim_simulator):
         adapter.open()
 
     assert raised.value.code == "InvalidLogin"
+    assert raised.value.message == (
+        "VMware vSphere at %s rejected the credentials"
+        % vcsim_simulator.netloc)
     assert CANARY_PASSWORD not in raised.value.message
     assert CANARY_PASSWORD not in repr(raised.value.params)
     assert CANARY_PASSWORD not in repr(adapter.credentials)

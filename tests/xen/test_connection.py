@@ -116,6 +116,8 @@ def test_wrong_password_is_401_without_password(xapi_simulator):
         adapter.open()
 
     assert raised.value.code == "SESSION_AUTHENTICATION_FAILED"
+    assert raised.value.message == \
+        "Xen (XAPI) at %s rejected the credentials" % xapi_simulator.netloc
     assert CANARY_PASSWORD not in raised.value.message
     assert CANARY_PASSWORD not in str(raised.value.params)
     assert open_sessions(xapi_simulator) == 0

@@ -200,25 +200,19 @@ class SessionMixin(SessionReuseMixin):
         if params:
             summary += " (%s)" % ", ".join(params)
 
-        if error_class is errors.InvalidState:
-            existing = field(fault, "existingState")
-            state = state_of(existing) if existing else \
-                "in a state that forbids it"
-            message = ("%s rejected %s while the guest is %s: %s"
-                       % (self.hypervisor_name, method, state, summary))
-        elif error_class is errors.HypervisorAuthenticationFailed:
-            message = "%s at %s rejected the credentials" % (
-                self.hypervisor_name, self.host)
-        elif code == "MethodNotFound":
+        # classify() returns FeatureNotImplemented for MethodNotFound, so
+        # this branch replaces only that class's generic message.
+        if code == "MethodNotFound":
             missing = field(fault, "method") or method
             message = "%s at %s does not implement the method %s" % (
                 self.hypervisor_name, self.host, missing)
-        elif error_class is errors.FeatureNotImplemented:
-            message = "%s at %s cannot run %s: %s" % (
-                self.hypervisor_name, self.host, method, summary)
         else:
-            message = "%s failed in %s: %s" % (
-                self.hypervisor_name, method, summary)
+            state = None
+            existing = field(fault, "existingState")
+            if error_class is errors.InvalidState and existing:
+                state = state_of(existing)
+            message = self.failure_message(error_class, method, summary,
+                                           state)
         return error_class(message, code=code, params=params,
                            original=fault)
 

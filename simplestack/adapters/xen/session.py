@@ -237,28 +237,24 @@ class SessionMixin(SessionReuseMixin):
         if code in CAPACITY_CODES:
             message = "%s: %s" % (self.hypervisor_name,
                                   capacity_message(code, public))
-        elif error_class is errors.InvalidState:
-            state = self._state_for_message(code, params, vm)
-            message = ("%s rejected %s while the guest is %s: %s"
-                       % (self.hypervisor_name, method, state, summary))
-        elif error_class is errors.HypervisorAuthenticationFailed:
-            message = "%s at %s rejected the credentials" % (
-                self.hypervisor_name, self.host)
-        elif error_class is errors.FeatureNotImplemented:
-            message = "%s at %s cannot run %s: %s" % (
-                self.hypervisor_name, self.host, method, summary)
         else:
-            message = "%s failed in %s: %s" % (
-                self.hypervisor_name, method, summary)
+            state = None
+            # Only an InvalidState message names the state, which may take
+            # a call to read.
+            if error_class is errors.InvalidState:
+                state = self._state_for_message(code, params, vm)
+            message = self.failure_message(error_class, method, summary,
+                                           state)
         return error_class(message, code=code, params=public,
                            original=failure)
 
     def _state_for_message(self, code, params, vm):
-        """Return the API state to name in an InvalidState message."""
+        """Return the API state to name in an InvalidState message, or
+        None when the failed call acted on no guest."""
         if code == "VM_BAD_POWER_STATE" and len(params) >= 3:
             return STATE_MAP.get(params[2].capitalize(), "UNKNOWN")
         if vm is None:
-            return "in a state that forbids it"
+            return None
         try:
             return STATE_MAP.get(self._call("VM.get_power_state", vm),
                                  "UNKNOWN")
