@@ -12,12 +12,11 @@ and ISO image that the tests use. A test that applies to some backends
 only names them with ``@pytest.mark.backends("test", "qemu", "lxc")``.
 """
 
-import contextlib
 
 import pytest
 
-from simplestack import errors
 from tests import backends
+from tests.adapter_fixtures import delete_guests
 from tests.libvirt_fixtures import (  # noqa: F401 (pytest fixtures)
     LibvirtKit,
     backend_connection,
@@ -124,14 +123,7 @@ def cleanup(kit):
     yield guest_ids
     if not guest_ids:
         return
-    remover = kit.make_adapter()
-    remover.open()
-    try:
-        for guest_id in guest_ids:
-            with contextlib.suppress(errors.EntityNotFound):
-                remover.delete_guest(guest_id)
-    finally:
-        remover.close()
+    delete_guests(kit.make_adapter(), guest_ids)
 
 
 @pytest.fixture
