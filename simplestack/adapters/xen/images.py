@@ -19,8 +19,11 @@ from simplestack.adapters.xen.tasks import task_result_refs
 
 logger = logging.getLogger(__name__)
 
-#: Size of the chunks of an image export or import, in bytes.
-CHUNK_SIZE = 256 * KIB
+#: Size of the chunks of an image export or import, in bytes. In
+#: bench/streams.py runs against the XAPI simulator, 256 KiB chunks made
+#: XVA imports through the service 0.60 and 0.85 times as fast as a direct
+#: upload, and 1 MiB chunks 1.55 and 1.05 times (512 MiB, 2 rounds each).
+CHUNK_SIZE = 1024 * KIB
 
 XVA_CONTENT_TYPE = "application/x-xva"
 
