@@ -191,11 +191,23 @@ def export_guest(request):
     except BaseException:
         slot.release()
         raise
+    # The first chunk is read here, so that a failure before the first byte
+    # still gets a JSON error. Once the view has returned, the server can
+    # only end a failed body with its own plain-text 500 or a cut
+    # connection.
+    chunks = iter(stream)
+    try:
+        first = next(chunks, b"")
+    except BaseException:
+        stream.close()
+        slot.release()
+        raise
     # From here the stream owns the connection and the slot: the request
     # ends before the server has sent the body.
     adapter = context.host_context.detach_adapter()
-    response = Response(app_iter=StreamBody(stream, adapter, slot),
-                        content_type=stream.content_type)
+    response = Response(
+        app_iter=StreamBody(stream, adapter, slot, chunks, first),
+        content_type=stream.content_type)
     if stream.length is not None:
         response.content_length = stream.length
     response.content_disposition = attachment_header(stream.filename)
@@ -210,7 +222,7 @@ def export_head(request):
     image's type, length and file name are known only then, so the
     response leaves those headers out, as RFC 9110 allows for HEAD.
     NOTE: where GET fails before any transfer (501 on the libvirt test
-    driver, 409 for a running QEMU guest), HEAD still answers 200.
+    driver, 409 for a running QEMU guest), HEAD still returns 200.
     """
     context = request.context
     context.adapter.get_guest(context.guest_id)

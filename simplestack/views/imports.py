@@ -172,14 +172,20 @@ class StreamBody:
     long as the stream.
     """
 
-    def __init__(self, stream, adapter, slot):
+    def __init__(self, stream, adapter, slot, chunks=None, first=b""):
         self.stream = stream
         self.adapter = adapter
         self.slot = slot
+        # The stream's iterator after ``first``, a chunk read already.
+        self.chunks = iter(stream) if chunks is None else chunks
+        self.first = first
 
     def __iter__(self):
         try:
-            for chunk in self.stream:
+            first, self.first = self.first, b""
+            if first:
+                yield first
+            for chunk in self.chunks:
                 yield chunk
         except Exception:
             logger.exception("the image stream from %s host %s failed",
