@@ -17,16 +17,29 @@ once after one warm-up request, and its calls are counted in two ways:
 
 The read endpoints are measured, and of the writes only those that create
 the tag and the snapshot the reads need. See bench/README.md.
+
+``--libvirtd`` counts ``GET /guests`` on the daemon of scripts/libvirtd
+instead, at ``/qemu/localhost`` and ``/lxc/localhost``. The script creates
+an active network with DHCP and three guests on it through the service:
+one running, one paused, one stopped. Their names start with
+``bench-rt-``. It counts three lists after a warm-up, prints the calls per
+method of the one with the fewest calls, and removes what it created. The
+list shows every domain of the daemon, so other guests that run meanwhile
+(such as those of the tests) can add calls. An LXC container that is
+neither running, paused nor stopped adds one state call, and another
+active network one DHCPLeases call.
 """
 
 import argparse
 import collections
+import contextlib
 import logging
 import re
 import sys
 import time
 
 import backends
+import libvirt
 
 from simplestack.adapters.libvirt.calls import CallsMixin
 from simplestack.adapters.vmware.session import CountingStub
@@ -206,10 +219,108 @@ def format_count(count):
     return text if status == 200 else "%s %d" % (text, status)
 
 
+# Names of what --libvirtd creates on the daemon. The bridge name stays
+# within Linux's 15-character interface names.
+DAEMON_PREFIX = "bench-rt-"
+DAEMON_NETWORK_XML = (
+    "<network><name>bench-rt-net</name><bridge name='benchrt0'/>"
+    "<ip address='10.213.54.1' netmask='255.255.255.0'><dhcp>"
+    "<range start='10.213.54.10' end='10.213.54.99'/></dhcp></ip>"
+    "</network>")
+# The power action that puts each guest in its state. None leaves it
+# stopped.
+DAEMON_GUESTS = (("running", "start"), ("paused", "pause"),
+                 ("stopped", None))
+DAEMON_DRIVERS = ("qemu", "lxc")
+DAEMON_LISTS = 3
+
+
+@contextlib.contextmanager
+def daemon_network():
+    """Create the transient network of --libvirtd and destroy it on exit."""
+    connection = libvirt.open("qemu:///system")
+    try:
+        network = connection.networkCreateXML(DAEMON_NETWORK_XML)
+        try:
+            yield network.name()
+        finally:
+            network.destroy()
+    finally:
+        connection.close()
+
+
+def create_daemon_guests(app, prefix, network):
+    """Create the guests of DAEMON_GUESTS through the service; return
+    their ids."""
+    ids = []
+    for label, action in DAEMON_GUESTS:
+        body = {"name": DAEMON_PREFIX + prefix.split("/")[1] + "-" + label,
+                "memory": 64, "network": network}
+        guest_id = app.post_json(prefix + "/guests", body).json["id"]
+        ids.append(guest_id)
+        power = prefix + "/guests/%s/power" % guest_id
+        if action == "pause":
+            app.put_json(power, {"state": "start"})
+        if action is not None:
+            app.put_json(power, {"state": action})
+    return ids
+
+
+def delete_daemon_guests(app, prefix, ids):
+    for guest_id in ids:
+        response = app.delete(prefix + "/guests/%s" % guest_id, status="*")
+        if response.status_int not in (204, 404):
+            print("could not delete guest %s: %s %s" % (
+                guest_id, response.status, response.text), file=sys.stderr)
+
+
+def count_daemon_lists(capture, recorder):
+    """Return {driver: (Count with the fewest calls, states of the
+    script's guests)} of GET /guests on the daemon."""
+    results = {}
+    with daemon_network() as network:
+        for driver in DAEMON_DRIVERS:
+            prefix = "/%s/localhost" % driver
+            backend = backends.Backend(driver, prefix, len(DAEMON_GUESTS),
+                                       None, None)
+            app = backends.make_app(backend)
+            ids = []
+            try:
+                ids = create_daemon_guests(app, prefix, network)
+                app.get(prefix + "/guests")  # warm-up
+                counts = [count_request(backend, app, capture, recorder,
+                                        "GET", prefix + "/guests")
+                          for _ in range(DAEMON_LISTS)]
+                listed = {record["id"]: record["state"] for record
+                          in app.get(prefix + "/guests").json}
+            finally:
+                delete_daemon_guests(app, prefix, ids)
+            states = [listed.get(guest_id) for guest_id in ids]
+            results[driver] = (min(counts, key=lambda count: count.work),
+                               states)
+    return results
+
+
+def print_daemon_counts(results):
+    print("GET /guests on the daemon of scripts/libvirtd, with this script's"
+          " guests (%s) on one active network; fewest calls of %d lists" % (
+              ", ".join(label for label, _action in DAEMON_GUESTS),
+              DAEMON_LISTS))
+    for driver, (count, states) in results.items():
+        methods = ", ".join("%s %d" % item for item in sorted(
+            count.methods.items()))
+        print("%-5s %s: %s; listed states %s" % (
+            driver, format_count(count), methods, ", ".join(
+                str(state) for state in states)))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", default=",".join(backends.BACKENDS),
                         help="comma-separated backends (default: all)")
+    parser.add_argument("--libvirtd", action="store_true",
+                        help="count GET /guests on the QEMU and LXC drivers "
+                        "of the daemon of scripts/libvirtd instead")
     options = parser.parse_args()
     for name in options.backends.split(","):
         if name not in backends.BACKENDS:
@@ -223,6 +334,10 @@ def main():
     requests_logger.propagate = False
     recorder = MethodRecorder()
     recorder.install()
+
+    if options.libvirtd:
+        print_daemon_counts(count_daemon_lists(capture, recorder))
+        return
 
     results = {}
     started = time.monotonic()

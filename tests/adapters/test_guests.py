@@ -71,6 +71,29 @@ def test_list_equals_get(adapter, backend, make_guest):
             assert adapter.get_guest(record["id"]) == record
 
 
+def test_list_shows_running_paused_stopped(adapter, make_guest):
+    running = make_guest()["id"]
+    first_paused = make_guest()["id"]
+    second_paused = make_guest()["id"]
+    stopped = make_guest()["id"]
+    adapter.set_power(running, "start")
+    for guest_id in (first_paused, second_paused):
+        adapter.set_power(guest_id, "start")
+        adapter.set_power(guest_id, "pause")
+
+    # The second list takes the definitions from the libvirt adapter's
+    # cache, the first reads them.
+    adapter.list_guests()
+    listed = {record["id"]: record for record in adapter.list_guests()}
+
+    assert listed[running]["state"] == "STARTED"
+    assert listed[first_paused]["state"] == "PAUSED"
+    assert listed[second_paused]["state"] == "PAUSED"
+    assert listed[stopped]["state"] == "STOPPED"
+    assert listed[running]["host"] is not None
+    assert listed[stopped]["host"] is None
+
+
 def _seed_file(path, count):
     domains = "".join(
         "<domain type='test'><name>sstest-bulk-%04d</name>"

@@ -6,7 +6,7 @@ XML would cost one call per guest. The list instead keeps each domain's
 parsed XML and the disk sizes it read per guest, keyed by connection URI
 and the domain's raw 16-byte UUID (virDomainGetUUID). It reads the XML again when an entry is missing, older
 than MAX_AGE_SECONDS, or no longer matches the domain's fingerprint from
-the bulk call (domain ID, state and, on QEMU, vCPUs, memory and disk
+the bulk call (domain ID, name, state and, on QEMU, vCPUs, memory and disk
 paths).
 
 The adapter drops the entry of a domain on every call that can change it

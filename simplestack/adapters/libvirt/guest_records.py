@@ -219,7 +219,8 @@ class GuestRecordsMixin:
         return records
 
     def _list_with_stats(self):
-        """Return [(virDomain, stats)] for every domain in one or two calls.
+        """Return [(virDomain, stats)] for every domain in one to three
+        calls.
 
         UUID, UUIDString, name and ID of the returned virDomain objects are
         read from the listing and make no round trip to libvirtd.
@@ -227,24 +228,40 @@ class GuestRecordsMixin:
         groups = self._stats_groups()
         if groups:
             return self._call(self.conn.getAllDomainStats, groups, 0)
-        # LXC has no getAllDomainStats in libvirt 9.0. A second listing
-        # returns the running domains, see _listed_state for the others.
+        # LXC has no getAllDomainStats in libvirt 9.0, so the states come
+        # from listings filtered by state: the running domains, then the
+        # paused ones when an active domain is not running. An inactive
+        # domain (ID -1) is stopped, see _listed_state for the others.
         # NOTE: with the leases of one active network an LXC list makes 4
-        # calls, one more than a list of the other drivers.
+        # calls, and 5 when a container is paused: the other drivers make 3.
         domains = self._call(self.conn.listAllDomains, 0)
         running = {domain.UUID() for domain in self._call(
             self.conn.listAllDomains,
             libvirt.VIR_CONNECT_LIST_DOMAINS_RUNNING)}
-        return [(domain, {"state.state": libvirt.VIR_DOMAIN_RUNNING}
-                 if domain.UUID() in running else {})
-                for domain in domains]
+        paused = set()
+        if any(domain.ID() != -1 and domain.UUID() not in running
+               for domain in domains):
+            paused = {domain.UUID() for domain in self._call(
+                self.conn.listAllDomains,
+                libvirt.VIR_CONNECT_LIST_DOMAINS_PAUSED)}
+        listing = []
+        for domain in domains:
+            uuid = domain.UUID()
+            if uuid in running:
+                stats = {"state.state": libvirt.VIR_DOMAIN_RUNNING}
+            elif uuid in paused:
+                stats = {"state.state": libvirt.VIR_DOMAIN_PAUSED}
+            else:
+                stats = {}
+            listing.append((domain, stats))
+        return listing
 
     def _listed_state(self, domain, stats):
         """Return the API state of a domain of _list_with_stats.
 
         Without a state in the stats, an inactive domain (ID -1) is
-        STOPPED, and an active domain that is not running (paused, shutting
-        down, crashed) costs one state call.
+        STOPPED, and an active domain that is neither running nor paused
+        (shutting down, crashed) costs one state call.
         """
         native_state = stats.get("state.state")
         if native_state is not None:
