@@ -7,6 +7,7 @@ CAs and time out. The HTTP handlers for images use the same connections.
 
 import http.client
 import os
+import ssl
 import threading
 import xmlrpc.client
 
@@ -136,6 +137,27 @@ class XmlRpcTransport(xmlrpc.client.SafeTransport):
             return self._connection[1]
         self._connection = host, self.endpoint.connection()
         return self._connection[1]
+
+    def request(self, host, handler, request_body, verbose=False):
+        """Send a call; send it once more on a new connection when a kept
+        connection turns out to be closed.
+
+        xmlrpc.client does so for RemoteDisconnected and ECONNRESET, but a
+        TLS connection that the server closed while it was idle fails with
+        SSLEOFError, which it raises. A pooled session's connection
+        sits idle between requests, and its logout comes last of all.
+        NOTE: a call that the server ran before it dropped the connection
+        runs twice, the risk that xmlrpc.client takes for ECONNRESET too.
+        """
+        reused = self._connection[1] is not None and \
+            host == self._connection[0]
+        try:
+            return super().request(host, handler, request_body, verbose)
+        except ssl.SSLEOFError:
+            # single_request closed the connection, so this makes a new one.
+            if not reused:
+                raise
+            return self.single_request(host, handler, request_body, verbose)
 
     def parse_response(self, response):
         """Read the whole body, then parse it with the faster parser.
