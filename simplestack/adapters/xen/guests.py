@@ -43,6 +43,10 @@ class GuestsMixin:
         return self._find("VM", "template", template_id, accept=is_template)
 
     def create_guest(self, spec):
+        with self._name_lock(spec.get("name")):
+            return self._create_guest(spec)
+
+    def _create_guest(self, spec):
         name = spec.get("name")
         validate_name("guest", name)
         memory = spec.get("memory")
@@ -141,6 +145,10 @@ class GuestsMixin:
     # -- changes --------------------------------------------------------------
 
     def update_guest(self, guest_id, changes):
+        with self._name_lock(changes.get("name")):
+            return self._update_guest(guest_id, changes)
+
+    def _update_guest(self, guest_id, changes):
         unknown = set(changes) - set(UPDATE_KEYS)
         if unknown:
             raise self.not_implemented(
@@ -331,6 +339,10 @@ class GuestsMixin:
     # -- clone and delete -----------------------------------------------------
 
     def clone_guest(self, guest_id, name):
+        with self._name_lock(name):
+            return self._clone_guest(guest_id, name)
+
+    def _clone_guest(self, guest_id, name):
         vm_ref, vm = self._guest(guest_id)
         validate_name("guest", name)
         if vm["power_state"] != "Halted":
@@ -350,7 +362,14 @@ class GuestsMixin:
         self._check_deletable(guest_id, vm, snapshots)
 
         if vm["power_state"] != "Halted":
-            self._call("VM.hard_shutdown", vm_ref, vm=vm_ref)
+            try:
+                self._call("VM.hard_shutdown", vm_ref, vm=vm_ref)
+            except errors.InvalidState:
+                # Another request may have shut the guest down or deleted it
+                # since it was read: 404 when it is gone, go on if halted.
+                vm_ref, vm = self._guest(guest_id)
+                if vm["power_state"] != "Halted":
+                    raise
         # The guest goes before its snapshots, so a VM.destroy that fails
         # after all leaves the snapshots and every disk in place.
         count = self._destroy_vm_with_disks(vm_ref)

@@ -134,6 +134,10 @@ class ImagesMixin:
 
     def import_guest(self, stream, length, content_type, name=None,
                      storage_id=None):
+        with self._name_lock(name):
+            return self._import_guest(stream, length, name, storage_id)
+
+    def _import_guest(self, stream, length, name, storage_id):
         if name is not None:
             validate_name("guest", name)
             self._check_guest_name_free(name)

@@ -5,9 +5,11 @@ and any other identifier as a name, which must then name exactly one
 object: XAPI does not keep names unique.
 """
 
+import contextlib
 import re
 
 from simplestack import errors
+from simplestack.adapters.guest_locks import guest_lock
 from simplestack.adapters.xen.constants import NULL_REF
 from simplestack.adapters.xen.records import (
     is_guest, is_guest_or_user_template)
@@ -126,6 +128,19 @@ class LookupsMixin:
         return self._find("VM", "guest", guest_id,
                           accept=is_guest_or_user_template,
                           accept_name=is_guest)
+
+    def _name_lock(self, name):
+        """Return a context manager that holds, in this process, the lock of
+        guest name ``name`` on this host, or does nothing for no name.
+
+        XAPI allows several VMs with one name, so a request checks that a
+        name is free and then takes it. Two requests for one name that
+        interleave would both pass the check.
+        NOTE: another service process or XAPI client can still interleave.
+        """
+        if not isinstance(name, str):
+            return contextlib.nullcontext()
+        return guest_lock(self.type_name, self.host, "name", name)
 
     def _check_guest_name_free(self, name, own_ref=None):
         refs = self._call("VM.get_by_name_label", name)
