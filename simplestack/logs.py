@@ -11,11 +11,18 @@ Each line has ``time`` (UTC, ISO 8601), ``level``, ``logger`` and
 passes ``request_id``, ``method``, ``path``, ``hypervisor``, ``status``,
 ``duration_ms`` and ``hypervisor_calls``. A record logged while a request
 is handled gets that request's ``request_id`` too.
+
+:class:`BufferedStreamHandler` writes the lines of concurrent requests to
+its stream in batches (``production.ini``'s ``[handler_console]``).
 """
 
 import datetime
 import json
 import logging
+import os
+import threading
+import time
+import weakref
 
 from pyramid.threadlocal import get_current_request
 
@@ -68,3 +75,184 @@ class JsonFormatter(logging.Formatter):
         if line.isascii():
             return line
         return line.translate(LINE_BREAK_ESCAPES)
+
+
+#: Characters of buffered lines past which BufferedStreamHandler writes at
+#: once, whatever its flush interval.
+MAX_BUFFERED_CHARACTERS = 65536
+
+# Tokens of the requests whose tween is running in this process. The
+# request tween adds and removes them, and set.add, set.discard and len()
+# need no lock under the GIL.
+_active_requests = set()
+
+# Every BufferedStreamHandler, for the reset after a fork, and those that
+# hold lines now.
+_buffered_handlers = weakref.WeakSet()
+_holding_handlers = set()
+
+
+def request_started():
+    """Count a request as in progress; return the token that ends it."""
+    token = object()
+    _active_requests.add(token)
+    return token
+
+
+def request_finished(token):
+    """Count the request of ``token`` as finished. When it was the last one
+    in progress, write every line that BufferedStreamHandlers hold."""
+    _active_requests.discard(token)
+    if not _active_requests and _holding_handlers:
+        for handler in list(_holding_handlers):
+            handler.flush()
+
+
+class BufferedStreamHandler(logging.StreamHandler):
+    """A StreamHandler that collects the lines logged while other requests
+    are in progress, and writes them in batches.
+
+    In a process whose threads serve requests at once (gunicorn's gthread
+    worker), every write to the stream is a system call that releases the
+    GIL, so another thread takes it and the writing thread waits to get it
+    back. A batch pays for that once.
+
+    A record is written at once, with any lines held before it, when at
+    most one request is in progress, when its level is WARNING or higher,
+    or when the held lines reach MAX_BUFFERED_CHARACTERS. Otherwise a
+    background thread writes it about ``flush_interval`` seconds later,
+    unless the last request in progress ends first and writes it.
+    ``flush()``, ``close()`` and logging.shutdown(), which runs at a normal
+    interpreter exit, write the held lines too. A process that is killed
+    (SIGKILL) or crashes loses the lines of its last ``flush_interval``
+    seconds. ``flush_interval = 0`` writes every record at once, as
+    StreamHandler does.
+    """
+
+    def __init__(self, stream=None, flush_interval=0.05):
+        super().__init__(stream)
+        flush_interval = float(flush_interval)
+        if not 0 <= flush_interval < 1:
+            raise ValueError(
+                "BufferedStreamHandler: flush_interval must be at least 0 "
+                "and less than 1 second, got %r" % (flush_interval,))
+        self.flush_interval = flush_interval
+        self._closed = False
+        self._reset_buffer()
+        _buffered_handlers.add(self)
+
+    def _reset_buffer(self):
+        self._lines = []
+        self._characters = 0
+        self._pending = threading.Event()
+        self._flusher = None
+
+    def emit(self, record):
+        try:
+            line = self.format(record) + self.terminator
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+            return
+        self._lines.append(line)
+        self._characters += len(line)
+        if self._may_hold(record):
+            # With more than one line held, the background writer is
+            # already awake.
+            if len(self._lines) > 1 or self._wake_flusher():
+                _holding_handlers.add(self)
+                return
+        try:
+            self._write_lines()
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+    def _may_hold(self, record):
+        return (self.flush_interval and len(_active_requests) > 1
+                and record.levelno < logging.WARNING
+                and self._characters < MAX_BUFFERED_CHARACTERS
+                and not self._closed)
+
+    def _wake_flusher(self):
+        """Wake the background writer, starting it in this process first;
+        return False when no thread can start."""
+        if self._flusher is None:
+            flusher = threading.Thread(
+                target=_run_flusher,
+                args=(weakref.ref(self), self._pending),
+                name="simplestack-log-flusher", daemon=True)
+            try:
+                flusher.start()
+            except RuntimeError:  # at interpreter shutdown
+                return False
+            self._flusher = flusher
+        self._pending.set()
+        return True
+
+    def _write_lines(self):
+        """Write the held lines and flush the stream; the caller holds the
+        handler's lock."""
+        _holding_handlers.discard(self)
+        if not self._lines:
+            return
+        text = "".join(self._lines)
+        self._lines = []
+        self._characters = 0
+        self.stream.write(text)
+        self.stream.flush()
+
+    def flush(self):
+        """Write the held lines, and flush the stream."""
+        with self.lock:
+            if not self._lines:
+                super().flush()
+                return
+            lines = len(self._lines)
+            try:
+                self._write_lines()
+            except Exception:
+                self.handleError(logging.makeLogRecord({
+                    "msg": "writing %d buffered log lines failed",
+                    "args": (lines,)}))
+
+    def close(self):
+        self._closed = True
+        self._pending.set()
+        self.flush()
+        super().close()
+
+
+def _run_flusher(handler_ref, pending):
+    """Write a handler's lines about flush_interval seconds after the first
+    one was held, until the handler is closed or garbage collected."""
+    while True:
+        pending.wait()
+        handler = handler_ref()
+        if handler is None or handler._closed:
+            return
+        interval = handler.flush_interval
+        del handler
+        time.sleep(interval)
+        # Cleared before the write: a line held after it wakes the next
+        # round.
+        pending.clear()
+        handler = handler_ref()
+        if handler is None:
+            return
+        handler.flush()
+        del handler
+
+
+def _reset_after_fork():
+    """Drop what a forked child inherited: the parent writes its own held
+    lines, and its background writer does not exist in the child."""
+    _active_requests.clear()
+    _holding_handlers.clear()
+    for handler in list(_buffered_handlers):
+        handler._reset_buffer()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)

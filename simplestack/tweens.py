@@ -6,7 +6,7 @@ import re
 import time
 import uuid
 
-from simplestack import errors
+from simplestack import errors, logs
 
 logger = logging.getLogger("simplestack.requests")
 
@@ -111,6 +111,7 @@ def request_summary_tween_factory(handler, registry):
         path = safe_path(request)
         hypervisor = hypervisor_of(path, hypervisor_types)
         metrics.request_started(hypervisor)
+        log_token = logs.request_started()
         try:
             response = undecodable_url_response(request) or handler(request)
             status = response.status_int
@@ -134,11 +135,16 @@ def request_summary_tween_factory(handler, registry):
             }
             # The text line for people; extra= gives JsonFormatter the same
             # fields as keys.
-            logger.info(
-                "request_id=%(request_id)s method=%(method)s path=%(path)r "
-                "hypervisor=%(hypervisor)s status=%(status)d "
-                "duration_ms=%(duration_ms).1f "
-                "hypervisor_calls=%(hypervisor_calls)d", fields, extra=fields)
+            try:
+                logger.info(
+                    "request_id=%(request_id)s method=%(method)s "
+                    "path=%(path)r hypervisor=%(hypervisor)s "
+                    "status=%(status)d duration_ms=%(duration_ms).1f "
+                    "hypervisor_calls=%(hypervisor_calls)d", fields,
+                    extra=fields)
+            finally:
+                # After the line: the last request in progress writes it.
+                logs.request_finished(log_token)
             metrics.request_finished(
                 hypervisor, endpoint_of(request), request.method, status,
                 seconds, hypervisor_calls, getattr(request, "exception", None))
