@@ -195,19 +195,6 @@ def test_forked_child_drops_parent_lines(tmp_path, two_requests):
         assert written.read().splitlines() == ["child", "parent"]
 
 
-def get_guests(url, request_id):
-    request = urllib.request.Request(url + "/test/default/guests", headers={
-        "x-simplestack-hypervisor-token": make_token(),
-        "X-Request-ID": request_id})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return response.status
-
-
-def summaries(server):
-    return {entry["request_id"] for entry in server.log_entries()
-            if entry.get("logger") == "simplestack.requests"}
-
-
 EXIT_SCRIPT = """
 import logging, sys
 from simplestack import logs
