@@ -219,7 +219,7 @@ def test_cache_skips_entry_read_before_change():
     assert listed == {}
 
 
-def test_cache_retains_listed_guests_only():
+def test_cache_discards_named_guests_only():
     cache = description_cache.DescriptionCache()
     entry = _empty_entry(cache)
     for uuid in (FIRST_UUID, SECOND_UUID):
@@ -227,11 +227,11 @@ def test_cache_retains_listed_guests_only():
         cache.put("test:///seed", uuid, entry, generation)
 
     both = cache.entries("test:///seed")
-    cache.retain("test:///seed", {FIRST_UUID})
-    retained = cache.entries("test:///seed")
+    cache.discard("test:///seed", [SECOND_UUID])
+    kept = cache.entries("test:///seed")
 
     assert set(both) == {FIRST_UUID, SECOND_UUID}
-    assert set(retained) == {FIRST_UUID}
+    assert set(kept) == {FIRST_UUID}
 
 
 def test_cache_entries_are_a_copy():

@@ -72,14 +72,16 @@ class DescriptionCache:
         with self._lock:
             return dict(self._entries.get(uri, ()))
 
-    def retain(self, uri, uuids):
-        """Drop the entries of the domains of ``uri`` that are not in
-        ``uuids``, so that the cache contains at most the domains of the
-        last list."""
+    def discard(self, uri, uuids):
+        """Drop the entries of the domains of ``uri`` in ``uuids``.
+
+        A list discards the domains it did not find, so that the cache
+        contains at most the domains of the last list.
+        """
         with self._lock:
             entries = self._entries.get(uri, {})
-            self._entries[uri] = {uuid: entry for uuid, entry
-                                  in entries.items() if uuid in uuids}
+            for uuid in uuids:
+                entries.pop(uuid, None)
 
     def put(self, uri, uuid, entry, generation):
         """Store ``entry`` unless a domain of ``uri`` was invalidated since
