@@ -14,6 +14,9 @@ worker's size just before the transfer. Exports are read in 1 MiB blocks
 and discarded. The script prints throughputs, the ratios service/direct
 (target: at least 0.9) and the RSS growth (target: at most 32 MB), then
 removes what it made and stops the service and the simulator by their pid.
+It also prints the CPU seconds per GiB of the gunicorn workers, of the XAPI
+simulator and of the client (this process) for each kind of transfer. They
+vary less with the load of other jobs than the throughputs do.
 
 libvirt needs the daemon of scripts/libvirtd (qemu:///system, as root). The
 script creates a directory pool ``sstest-bench-pool-*`` in the test image
@@ -55,6 +58,7 @@ from tests.simulators.fixtures import XapiSimulator
 from tests.xen_fixtures import CATransport
 
 MIB = 1024 ** 2
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 BLOCK = MIB
 TARGET_RATIO = 0.9
 TARGET_RSS_GROWTH_MB = 32
@@ -235,26 +239,60 @@ def rate(size, seconds):
     return size / seconds / MIB
 
 
-def run_rounds(rounds, size, steps, workers):
+def cpu_seconds(pids):
+    """Return the user and system CPU seconds of ``pids``, all threads
+    included, read from /proc (Linux)."""
+    total = 0
+    for pid in pids:
+        with open("/proc/%d/stat" % pid) as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / CLOCK_TICKS
+
+
+def run_rounds(rounds, size, steps, workers, hypervisor_pids=()):
     """Run ``steps`` ((kind, function, through service)) ``rounds`` times.
 
-    Return ({kind: [seconds]}, {kind: [RSS growth in bytes]}).
+    Return ({kind: [seconds]}, {kind: [RSS growth in bytes]},
+    {kind: [(worker, hypervisor, client) CPU seconds]}). The workers' CPU
+    time counts only for transfers through the service; ``hypervisor_pids``
+    are the processes on the other end (the XAPI simulator), the client is
+    this process.
     """
     times = {kind: [] for kind, _, _ in steps}
     growth = {kind: [] for kind, _, through in steps if through}
+    cpu = {kind: [] for kind, _, _ in steps}
     for number in range(rounds):
         for kind, function, through in steps:
+            before = (cpu_seconds(workers), cpu_seconds(hypervisor_pids),
+                      time.process_time())
             if through:
                 with RssSampler(workers) as sampler:
                     seconds, _ = timed(function)
                 growth[kind].append(sampler.growth)
             else:
                 seconds, _ = timed(function)
+            after = (cpu_seconds(workers), cpu_seconds(hypervisor_pids),
+                     time.process_time())
+            used = [end - start for start, end in zip(before, after)]
+            if not through:
+                used[0] = 0.0
             times[kind].append(seconds)
+            cpu[kind].append(tuple(used))
         print("round %d: %s" % (number + 1, ", ".join(
             "%s %.0f MiB/s" % (kind, rate(size, values[-1]))
             for kind, values in times.items())), file=sys.stderr)
-    return times, growth
+        print("  CPU s (worker/hypervisor/client): %s" % ", ".join(
+            "%s %.1f/%.1f/%.1f" % ((kind,) + values[-1])
+            for kind, values in cpu.items()), file=sys.stderr)
+    return times, growth, cpu
+
+
+def cpu_per_gib(samples, index, length):
+    """Return the median of field ``index`` of ``samples`` per GiB of
+    ``length`` bytes."""
+    return statistics.median(sample[index] for sample in samples) \
+        * 1024 * MIB / length
 
 
 def expect_size(received, size):
@@ -442,8 +480,8 @@ def measure_xen(folder, size, rounds, block):
                 ("direct import", direct_import, False),
                 ("service import", service_import, True),
             ]
-            return run_rounds(rounds, xva_size, steps,
-                              server.workers()), xva_size
+            return run_rounds(rounds, xva_size, steps, server.workers(),
+                              [simulator.process.pid]), xva_size
         finally:
             server.stop()
     finally:
@@ -469,6 +507,7 @@ def main():
     size = options.size_mib * MIB
     block = pattern_block()
 
+    print("load average at start %.1f" % os.getloadavg()[0])
     results = []
     for name in names:
         with tempfile.TemporaryDirectory(prefix="bench-streams-") as folder:
@@ -485,7 +524,7 @@ def main():
           "ratio >= %.1f, RSS growth <= %d MB"
           % (options.size_mib, options.rounds, TARGET_RATIO,
              TARGET_RSS_GROWTH_MB))
-    for label, length, (times, growth) in results:
+    for label, length, (times, growth, cpu) in results:
         for kind in ("export", "import"):
             direct = rate(length, statistics.median(times["direct " + kind]))
             through = rate(length,
@@ -497,6 +536,15 @@ def main():
                       label, kind, length // MIB, through, direct, ratio,
                       "met" if ratio >= TARGET_RATIO else "missed", peak,
                       "met" if peak <= TARGET_RSS_GROWTH_MB else "missed"))
+            print("  median CPU s per GiB: service side: worker %.2f, "
+                  "hypervisor %.2f, client %.2f; direct side: hypervisor "
+                  "%.2f, client %.2f" % (
+                      cpu_per_gib(cpu["service " + kind], 0, length),
+                      cpu_per_gib(cpu["service " + kind], 1, length),
+                      cpu_per_gib(cpu["service " + kind], 2, length),
+                      cpu_per_gib(cpu["direct " + kind], 1, length),
+                      cpu_per_gib(cpu["direct " + kind], 2, length)))
+    print("load average at end %.1f" % os.getloadavg()[0])
 
 
 if __name__ == "__main__":
