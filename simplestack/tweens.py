@@ -65,6 +65,10 @@ def random_request_id():
     return ids[0]
 
 
+# Where WebOb 1.8 stores the parsed query string of request.GET.
+PARSED_QUERY_KEY = "webob._parsed_query_vars"
+
+
 def request_id_of(request):
     candidate = request.headers.get(REQUEST_ID_HEADER, "")
     if REQUEST_ID_PATTERN.fullmatch(candidate):
@@ -86,7 +90,9 @@ def undecodable_url_response(request):
     """
     try:
         request.path_info
-        request.GET.items()
+        # Without a query there is nothing to decode.
+        if request.environ.get("QUERY_STRING"):
+            request.GET.items()
     except UnicodeDecodeError:
         return errors.error_response(errors.InvalidArguments(
             "the URL is not valid UTF-8 once percent-decoded"))
@@ -154,6 +160,11 @@ def request_summary_tween_factory(handler, registry):
             host_context = request.environ.get("simplestack.host_context")
             if host_context is not None:
                 host_context.release(request)
+            # WebOb keeps the parsed query in the environ, and the parsed
+            # query keeps the environ: a reference cycle that would keep the
+            # request's objects until the cyclic garbage collector runs.
+            # Later readers of request.GET parse the query again.
+            request.environ.pop(PARSED_QUERY_KEY, None)
             adapter = request.environ.get("simplestack.adapter")
             hypervisor_calls = adapter.calls if adapter is not None else 0
             seconds = time.monotonic() - started

@@ -18,7 +18,7 @@ import logging
 import re
 
 from simplestack import access, errors
-from simplestack.resources.base import Resource
+from simplestack.resources.base import RequestResource
 from simplestack.resources.host import HostContext
 from simplestack.text import has_forbidden_character
 
@@ -32,12 +32,11 @@ HOST_PATTERN = re.compile(
 )
 
 
-class Root(Resource):
+class Root(RequestResource):
     """The tree's root: one child per configured hypervisor type."""
 
     def __init__(self, request):
-        super().__init__("", None)
-        self.request = request
+        super().__init__("", None, request)
         self.hypervisor_types = request.registry.settings[
             "simplestack.hypervisor_types"]
 
@@ -77,11 +76,10 @@ def root_factory(request):
     return Root(request)
 
 
-class HypervisorTypeResource(Resource):
+class HypervisorTypeResource(RequestResource):
     def __init__(self, name, parent, hypervisor_type):
-        super().__init__(name, parent)
+        super().__init__(name, parent, parent.request)
         self.hypervisor_type = hypervisor_type
-        self.request = parent.request
 
     def __getitem__(self, host):
         match = HOST_PATTERN.match(host)

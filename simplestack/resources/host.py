@@ -6,13 +6,13 @@ import traceback
 
 from simplestack import sessions
 from simplestack.credentials import HEADER, parse_token
-from simplestack.resources.base import Resource
+from simplestack.resources.base import RequestResource
 from simplestack.resources.collections import HOST_CHILDREN
 
 logger = logging.getLogger(__name__)
 
 
-class HostContext(Resource):
+class HostContext(RequestResource):
     """One hypervisor host, and the adapter connection of this request.
 
     The adapter is opened on first use, after it has taken a session slot
@@ -27,9 +27,8 @@ class HostContext(Resource):
     """
 
     def __init__(self, host, parent):
-        super().__init__(host, parent)
+        super().__init__(host, parent, parent.request)
         self.host = host
-        self.request = parent.request
         self.hypervisor_type = parent.hypervisor_type
         # Decoded here, before any validator runs, so that a request without
         # valid credentials gets a 401 whatever else is wrong with it.
