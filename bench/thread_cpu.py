@@ -17,11 +17,10 @@ on a lock, an involuntary one a thread that the kernel preempted. With
 ``--threads 1`` the same figures show the work without contention.
 
 ``--cpu N`` runs the process on CPU N alone. Unpinned, the figures of a
-run depend on whether another CPU is idle at that moment: when one is, a
-thread woken for the GIL runs there at once and the GIL moves between
-CPUs on most releases, which cost up to about three times the CPU time
- of one thread in runs here.
-Pinned runs repeat within a few microseconds.
+run depend on whether another CPU is idle at that moment. When one is, a
+thread woken for the GIL runs there at once, and the GIL moves between
+CPUs on most releases. In runs here that cost up to about three times
+the CPU time of one thread. Pinned runs repeat within a few microseconds.
 """
 
 import argparse
