@@ -106,6 +106,8 @@ def test_event_from_batch_matches(xapi_simulator):
     b"<?xml version='1.0' encoding='ISO-8859-1'?><methodResponse><params>"
     b"<param><value>caf\xe9</value></param></params></methodResponse>",
     b"<methodResponse><params></params></methodResponse>",
+    response("<value><array><data>%s</data></array></value>"
+             % ("<value><i4>1</i4></value>" * 60000)),
     b"<methodResponse><params><param><value>unclosed</param></params>",
     b"",
 ])
