@@ -255,9 +255,9 @@ def run_rounds(rounds, size, steps, workers, hypervisor_pids=()):
 
     Return ({kind: [seconds]}, {kind: [RSS growth in bytes]},
     {kind: [(worker, hypervisor, client) CPU seconds]}). The workers' CPU
-    time counts only for transfers through the service; ``hypervisor_pids``
-    are the processes on the other end (the XAPI simulator), the client is
-    this process.
+    time counts only for transfers through the service. ``hypervisor_pids``
+    are the processes on the other end (the XAPI simulator); without them
+    the hypervisor's CPU time is None. The client is this process.
     """
     times = {kind: [] for kind, _, _ in steps}
     growth = {kind: [] for kind, _, through in steps if through}
@@ -277,22 +277,32 @@ def run_rounds(rounds, size, steps, workers, hypervisor_pids=()):
             used = [end - start for start, end in zip(before, after)]
             if not through:
                 used[0] = 0.0
+            if not hypervisor_pids:
+                used[1] = None
             times[kind].append(seconds)
             cpu[kind].append(tuple(used))
         print("round %d: %s" % (number + 1, ", ".join(
             "%s %.0f MiB/s" % (kind, rate(size, values[-1]))
             for kind, values in times.items())), file=sys.stderr)
         print("  CPU s (worker/hypervisor/client): %s" % ", ".join(
-            "%s %.1f/%.1f/%.1f" % ((kind,) + values[-1])
+            "%s %s" % (kind, "/".join(format_seconds(value)
+                                      for value in values[-1]))
             for kind, values in cpu.items()), file=sys.stderr)
     return times, growth, cpu
 
 
+def format_seconds(value, digits=1):
+    """Format CPU seconds, or "-" where they were not measured (None)."""
+    return "-" if value is None else "%.*f" % (digits, value)
+
+
 def cpu_per_gib(samples, index, length):
     """Return the median of field ``index`` of ``samples`` per GiB of
-    ``length`` bytes."""
-    return statistics.median(sample[index] for sample in samples) \
-        * 1024 * MIB / length
+    ``length`` bytes, formatted, or "-" where it was not measured."""
+    if samples[0][index] is None:
+        return "-"
+    return format_seconds(statistics.median(sample[index] for sample in samples)
+                          * 1024 * MIB / length, 2)
 
 
 def expect_size(received, size):
@@ -536,9 +546,9 @@ def main():
                       label, kind, length // MIB, through, direct, ratio,
                       "met" if ratio >= TARGET_RATIO else "missed", peak,
                       "met" if peak <= TARGET_RSS_GROWTH_MB else "missed"))
-            print("  median CPU s per GiB: service side: worker %.2f, "
-                  "hypervisor %.2f, client %.2f; direct side: hypervisor "
-                  "%.2f, client %.2f" % (
+            print("  median CPU s per GiB: service side: worker %s, "
+                  "hypervisor %s, client %s; direct side: hypervisor "
+                  "%s, client %s" % (
                       cpu_per_gib(cpu["service " + kind], 0, length),
                       cpu_per_gib(cpu["service " + kind], 1, length),
                       cpu_per_gib(cpu["service " + kind], 2, length),
