@@ -3,6 +3,7 @@ handler is: lines of concurrent requests go out in batches, never lost at a
 normal exit."""
 
 import io
+import json
 import logging
 import os
 import subprocess
@@ -13,6 +14,8 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from pyramid.request import Request
+from pyramid.threadlocal import manager
 
 from simplestack import logs
 from tests.conftest import make_token
@@ -113,6 +116,35 @@ def test_last_request_end_writes_held_lines(logger, stream):
 def test_size_limit_writes_at_once(logger, stream, two_requests):
     logger.info("x" * logs.MAX_BUFFERED_CHARACTERS)
     assert len(lines_of(stream)) == 1
+
+
+def test_held_json_keeps_values_of_the_call(stream, two_requests):
+    handler = logs.BufferedStreamHandler(stream, flush_interval=0.9)
+    handler.setFormatter(logs.JsonFormatter())
+    logger = logging.getLogger("tests.log_buffer.json")
+    logger.propagate = False
+    logger.addHandler(handler)
+    request = Request.blank("/")
+    request.environ["simplestack.request_id"] = "held-1"
+    fields = {"status": 200}
+    manager.push({"request": request, "registry": None})
+    try:
+        logger.warning("before the batch")
+        logger.info("status %(status)d", fields, extra={"hypervisor": "test"})
+    finally:
+        manager.pop()
+    fields["status"] = 500
+
+    assert len(lines_of(stream)) == 1
+    handler.flush()
+    logger.removeHandler(handler)
+    handler.close()
+    entries = [json.loads(line) for line in lines_of(stream)]
+    assert [entry["message"] for entry in entries] == [
+        "before the batch", "status 200"]
+    assert entries[1]["request_id"] == "held-1"
+    assert entries[1]["hypervisor"] == "test"
+    assert entries[1]["level"] == "INFO"
 
 
 def test_flush_and_close_write_held_lines(stream, two_requests):
