@@ -17,7 +17,10 @@ hits both. The script prints the requests per second of every run, the
 medians, their ratio, and the median of the ratios within each round, which
 it compares with the target of at least 0.8. It also prints the CPU time of
 each server's processes per request (from /proc, Linux only), which the
-load of other jobs moves less. It stops both servers by their pid.
+load of other jobs moves less, and the share of the busiest gunicorn worker
+in the workers' CPU time of each run. Rounds in which one worker did
+nearly all the work get a median of their own left out (see
+UNEVEN_WORKER_SHARE). It stops both servers by their pid.
 """
 
 import argparse
@@ -157,6 +160,20 @@ class Server:
             return False
 
 
+# A run in which the busiest gunicorn worker used more than this share of
+# the workers' CPU time measured one process rather than the server. wrk
+# opens its connections at the start of a run, and one worker sometimes
+# accepts nearly all of them; that halved requests per second in runs here.
+UNEVEN_WORKER_SHARE = 0.8
+
+
+def process_cpu_seconds(pid):
+    """Return the user and system CPU seconds of process ``pid``."""
+    with open("/proc/%d/stat" % pid) as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / servers.CLOCK_TICKS
+
+
 def run_wrk(url, connections, seconds):
     """Return requests per second and the number of requests of one wrk
     run; raise on failed requests."""
@@ -197,21 +214,32 @@ def main():
                     service_record, bare_record))
             rates = {"service": [], "bare": []}
             cpu_per_request = {"service": [], "bare": []}
+            busiest_shares = {"service": [], "bare": []}
             sides = [("service", service), ("bare", bare)]
             for number in range(options.rounds):
                 order = sides if number % 2 == 0 else sides[::-1]
                 for name, server in order:
+                    workers = server.workers()
+                    worker_before = [process_cpu_seconds(pid)
+                                     for pid in workers]
                     cpu_before = servers.process_tree_cpu_seconds(
                         server.process.pid)
                     rate, requests = run_wrk(server.url, connections,
                                              options.seconds)
                     cpu = servers.process_tree_cpu_seconds(
                         server.process.pid) - cpu_before
+                    worker_cpu = [process_cpu_seconds(pid) - before
+                                  for pid, before in zip(workers,
+                                                         worker_before)]
+                    share = max(worker_cpu) / (sum(worker_cpu) or 1)
                     rates[name].append(rate)
                     cpu_per_request[name].append(cpu / requests)
+                    busiest_shares[name].append(share)
                     print("round %d %-7s %8.1f requests/s, %6.0f us CPU "
-                          "per request" % (number + 1, name, rate,
-                                           cpu / requests * 1e6),
+                          "per request, busiest worker %.0f%% of the "
+                          "workers' CPU" % (number + 1, name, rate,
+                                            cpu / requests * 1e6,
+                                            share * 100),
                           file=sys.stderr)
         finally:
             service.stop()
@@ -233,6 +261,21 @@ def main():
               service_rate, bare_rate, service_rate / bare_rate))
     print("median of the per-round ratios %.2f (target >= %.1f: %s)" % (
         ratio, TARGET_RATIO, "met" if ratio >= TARGET_RATIO else "missed"))
+    even_rounds = [
+        service / bare for service, bare, service_share, bare_share in zip(
+            rates["service"], rates["bare"], busiest_shares["service"],
+            busiest_shares["bare"])
+        if max(service_share, bare_share) <= UNEVEN_WORKER_SHARE]
+    print("runs in which one worker used more than %.0f%% of the workers' "
+          "CPU: service %d, bare %d; median of the ratios of the %d rounds "
+          "without one: %s" % (
+              UNEVEN_WORKER_SHARE * 100,
+              sum(share > UNEVEN_WORKER_SHARE
+                  for share in busiest_shares["service"]),
+              sum(share > UNEVEN_WORKER_SHARE
+                  for share in busiest_shares["bare"]),
+              len(even_rounds), "%.2f" % statistics.median(even_rounds)
+              if even_rounds else "none"))
     # With the CPUs saturated, bare / service is the throughput ratio that
     # the two servers' own work allows. Load from other jobs raised the CPU
     # time per request up to 2 times in one run, and cut requests per
