@@ -163,7 +163,8 @@ class Server:
 # A run in which the busiest gunicorn worker used more than this share of
 # the workers' CPU time measured one process rather than the server. wrk
 # opens its connections at the start of a run, and one worker sometimes
-# accepts nearly all of them; that halved requests per second in runs here.
+# accepts nearly all of them. Such runs had about half the requests per
+# second of the others here.
 UNEVEN_WORKER_SHARE = 0.8
 
 
