@@ -160,6 +160,48 @@ def test_outside_rename_shows_at_once(tmp_path):
     assert listed[guest_id]["name"] == "sstest-renamed"
 
 
+def _running_guest(adapter):
+    return next(record["id"] for record in adapter.list_guests()
+                if record["state"] == "STARTED")
+
+
+def test_outside_restart_shows_at_once(tmp_path):
+    adapter = _adapter(tmp_path, 10)
+    try:
+        guest_id = _running_guest(adapter)
+        adapter.list_guests()
+        # A restart with a new definition, past the adapter's invalidation,
+        # as virsh would make it.
+        domain = adapter.conn.lookupByUUIDString(guest_id)
+        domain.destroy()
+        domain.setVcpusFlags(2, libvirt.VIR_DOMAIN_AFFECT_CONFIG
+                             | libvirt.VIR_DOMAIN_VCPU_MAXIMUM)
+        domain.setVcpusFlags(2, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+        domain.create()
+        listed = {record["id"]: record for record in adapter.list_guests()}
+    finally:
+        adapter.close()
+
+    assert listed[guest_id]["state"] == "STARTED"
+    assert listed[guest_id]["cpus"] == 2
+
+
+def test_outside_stop_and_rename_show_at_once(tmp_path):
+    adapter = _adapter(tmp_path, 10)
+    try:
+        guest_id = _running_guest(adapter)
+        adapter.list_guests()
+        domain = adapter.conn.lookupByUUIDString(guest_id)
+        domain.destroy()
+        domain.rename("sstest-stopped-renamed")
+        listed = {record["id"]: record for record in adapter.list_guests()}
+    finally:
+        adapter.close()
+
+    assert listed[guest_id]["state"] == "STOPPED"
+    assert listed[guest_id]["name"] == "sstest-stopped-renamed"
+
+
 def test_list_drops_guest_deleted_outside(tmp_path):
     adapter = _adapter(tmp_path, 10)
     try:

@@ -161,11 +161,19 @@ class GuestRecordsMixin:
             # driver, against 1.1 us for UUIDString, which formats them.
             uuid = domain.UUID()
             native_state = stats.get("state.state")
-            # The domain ID changes on every start, which also rewrites the
-            # live XML. The name shows a rename made elsewhere at once. ID
-            # and name come from the listed virDomain without a call to
-            # libvirt.
-            fingerprint = (domain.ID(), domain.name(), native_state)
+            # An active domain gets a new ID on every start, which also
+            # rewrites the live XML. Only an inactive domain can be renamed
+            # (libvirt 9.0's QEMU and test drivers reject renaming an active
+            # one), and its ID is always -1. So the fingerprint contains the
+            # ID of an active domain and the name of an inactive one, which
+            # saves a local binding call per guest. An LXC domain without a
+            # listed state may be either.
+            if native_state == libvirt.VIR_DOMAIN_SHUTOFF:
+                fingerprint = (domain.name(), native_state)
+            elif native_state is None:
+                fingerprint = (domain.ID(), domain.name(), native_state)
+            else:
+                fingerprint = (domain.ID(), native_state)
             if detailed:
                 fingerprint += _stats_fingerprint(stats)
             entry = cached.pop(uuid, None)
@@ -223,7 +231,7 @@ class GuestRecordsMixin:
         # paused ones when an active domain is not running. An inactive
         # domain (ID -1) is stopped, see _listed_state for the others.
         # NOTE: with the leases of one active network an LXC list makes 4
-        # calls, and 5 when a container is paused: the other drivers make 3.
+        # calls, and 5 when a container is paused. The other drivers make 3.
         domains = self._call(self.conn.listAllDomains, 0)
         running = {domain.UUID() for domain in self._call(
             self.conn.listAllDomains,
