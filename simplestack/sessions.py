@@ -129,6 +129,9 @@ class SessionManager:
         self._idle = {}
         self._digest_key = secrets.token_bytes(32)
         self._reaper = None
+        # Set by a return to the pool and cleared when the reaper reads the
+        # pool, so the reaper notices a return during its logouts.
+        self._returned = False
         self._closed = False
         self._warned_types = set()
         atexit.register(_close_at_exit, weakref.ref(self))
@@ -267,6 +270,7 @@ class SessionManager:
                     self._idle.setdefault(lease.pool_key, []).append(
                         _IdleAdapter(adapter, time.monotonic(), timeout))
                     self._start_reaper()
+                    self._returned = True
                     self._wake.notify()
                     return calls
         _close_quietly(adapter)
@@ -298,6 +302,7 @@ class SessionManager:
         expired = []
         next_expiry = None
         with self._lock:
+            self._returned = False
             for pool_key in list(self._idle):
                 kept = []
                 for entry in self._idle[pool_key]:
@@ -382,9 +387,12 @@ def _run_reaper(manager_ref):
         with manager._lock:
             if manager._closed:
                 return
-            # Woken early by a return to the pool or a closed pool.
-            manager._wake.wait(next_expiry if next_expiry is not None
-                               else 60)
+            # Woken early by a return to the pool or a closed pool. A
+            # return while expired sessions were being closed came after
+            # next_expiry was computed, so the pool is read again at once.
+            if not manager._returned:
+                manager._wake.wait(next_expiry if next_expiry is not None
+                                   else 60)
         del manager
 
 
