@@ -4,10 +4,11 @@ libvirt 9.0 has no bulk call for domain XML, and the bulk statistics of the
 test driver contain the state only, so a guest list that read every domain's
 XML would cost one call per guest. The list instead keeps each domain's
 parsed XML and the disk sizes it read per guest, keyed by connection URI
-and the domain's raw 16-byte UUID (virDomainGetUUID). It reads the XML again when an entry is missing, older
-than MAX_AGE_SECONDS, or no longer matches the domain's fingerprint from
-the bulk call (domain ID, name, state and, on QEMU, vCPUs, memory and disk
-paths).
+and the domain's raw 16-byte UUID (virDomainGetUUID). It reads the XML
+again when an entry is missing, older than MAX_AGE_SECONDS, or no longer
+matches the domain's fingerprint. That is the ID of an active domain or
+the name of an inactive one, and from the bulk call the state and, on
+QEMU, vCPUs, memory and disk paths.
 
 The adapter drops the entry of a domain on every call that can change it
 (see CallsMixin._call), so changes made through this process show at
