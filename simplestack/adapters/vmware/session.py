@@ -7,6 +7,7 @@ a Simplestack error naming the vSphere method.
 
 import http.client
 import logging
+import ssl
 
 from pyVmomi import SoapStubAdapter, vim, vmodl
 
@@ -91,7 +92,7 @@ class CountingStub(SoapStubAdapter):
         errors translated."""
         self._adapter.calls += 1
         try:
-            return super().InvokeMethod(mo, info, args, outerStub)
+            return self._send(mo, info, args, outerStub)
         except vim.fault.NotAuthenticated:
             raise
         except vmodl.MethodFault as fault:
@@ -107,6 +108,26 @@ class CountingStub(SoapStubAdapter):
                 raise
             raise translated from error
 
+
+
+    def _send(self, mo, info, args, outerStub):  # noqa: N803
+        """Send a call; send it once more on a new connection when a kept
+        connection turns out to be closed.
+
+        A TLS connection that the server closed while it was idle in
+        pyVmomi's pool fails with SSLEOFError on its next use. A pooled
+        session's connections sit idle between requests.
+        NOTE: a call that the server ran before it dropped the connection
+        runs twice.
+        """
+        reused = bool(self.pool)
+        try:
+            return super().InvokeMethod(mo, info, args, outerStub)
+        except ssl.SSLEOFError:
+            # pyVmomi dropped its connections, so this opens a new one.
+            if not reused:
+                raise
+            return super().InvokeMethod(mo, info, args, outerStub)
 
 
 class SessionMixin(SessionReuseMixin):
