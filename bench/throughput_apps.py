@@ -16,6 +16,14 @@ from pyramid.config import Configurator
 from pyramid.httpexceptions import HTTPNotFound
 
 GIB = 1024 ** 3
+
+
+def _discard_libvirt_error(context, error):
+    """Keep libvirt from printing each error to stderr, as the service
+    does: the view's storageVolLookupByPath fails on every request."""
+
+
+libvirt.registerErrorHandler(_discard_libvirt_error, None)
 STATES = {
     libvirt.VIR_DOMAIN_RUNNING: "STARTED",
     libvirt.VIR_DOMAIN_BLOCKED: "STARTED",
