@@ -19,8 +19,8 @@ GIB = 1024 ** 3
 
 
 def _discard_libvirt_error(context, error):
-    """Keep libvirt from printing each error to stderr, as the service
-    does: the view's storageVolLookupByPath fails on every request."""
+    """Discard a libvirt error instead of printing it to stderr, as the
+    service does. The view's storageVolLookupByPath fails on every request."""
 
 
 libvirt.registerErrorHandler(_discard_libvirt_error, None)
