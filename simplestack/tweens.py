@@ -7,6 +7,9 @@ import os
 import re
 import time
 
+from cornice.pyramidhook import wrap_request
+from pyramid.events import NewRequest
+
 from simplestack import errors, logs
 
 logger = logging.getLogger("simplestack.requests")
@@ -131,6 +134,28 @@ def endpoint_of(request):
     return route.pattern if route is not None else "-"
 
 
+def run_cornice_subscriber_in_tween(registry):
+    """Unregister Cornice's NewRequest subscriber, which the tween calls
+    instead, and turn off Pyramid's request events when no subscriber is
+    left.
+
+    The subscriber was the only one, and it made Pyramid build and
+    dispatch four events per request (NewRequest, BeforeTraversal,
+    ContextFound, NewResponse). Pyramid turns the events on again when a
+    subscriber is registered later. Call it after the configuration is
+    committed.
+    """
+    for registration in list(registry.registeredHandlers()):
+        # Pyramid registers a wrapper that calls the subscriber with the
+        # event alone.
+        handler = registration.handler
+        if getattr(handler, "__wrapped__", handler) is wrap_request:
+            registry.unregisterHandler(handler, registration.required)
+    registry.has_listeners = bool(
+        list(registry.registeredHandlers())
+        or list(registry.registeredSubscriptionAdapters()))
+
+
 def request_summary_tween_factory(handler, registry):
     hypervisor_types = registry.settings["simplestack.hypervisor_types"]
     metrics = registry.simplestack_metrics
@@ -152,7 +177,12 @@ def request_summary_tween_factory(handler, registry):
         metrics.request_started(hypervisor)
         log_token = logs.request_started()
         try:
-            response = undecodable_url_response(request) or handler(request)
+            response = undecodable_url_response(request)
+            if response is None:
+                # Where Pyramid notified NewRequest: adds request.validated,
+                # .errors and .info and Cornice's response callbacks.
+                wrap_request(NewRequest(request))
+                response = handler(request)
             status = response.status_int
             response.headers[REQUEST_ID_HEADER] = request_id
             return response
