@@ -135,31 +135,38 @@ def endpoint_of(request):
 
 
 def run_cornice_subscriber_in_tween(registry):
-    """Unregister Cornice's NewRequest subscriber, which the tween calls
-    instead, and turn off Pyramid's request events when no subscriber is
-    left.
+    """Unregister Cornice's NewRequest subscriber, which the tween then
+    calls, and turn off Pyramid's request events, when that subscriber is
+    the only one.
 
-    The subscriber was the only one, and it made Pyramid build and
-    dispatch four events per request (NewRequest, BeforeTraversal,
-    ContextFound, NewResponse). Pyramid turns the events on again when a
-    subscriber is registered later. Call it after the configuration is
-    committed.
+    It made Pyramid build and dispatch four events per request
+    (NewRequest, BeforeTraversal, ContextFound, NewResponse). Pyramid turns
+    the events on again when a subscriber is registered later. With other
+    subscribers, such as Cornice's localizer under ``available_languages``,
+    which must run first, nothing changes. Call it after the configuration
+    is committed.
     """
-    for registration in list(registry.registeredHandlers()):
-        # Pyramid registers a wrapper that calls the subscriber with the
-        # event alone.
-        handler = registration.handler
-        if getattr(handler, "__wrapped__", handler) is wrap_request:
-            registry.unregisterHandler(handler, registration.required)
-    registry.has_listeners = bool(
-        list(registry.registeredHandlers())
-        or list(registry.registeredSubscriptionAdapters()))
+    registry.simplestack_calls_cornice_subscriber = False
+    registrations = list(registry.registeredHandlers())
+    if len(registrations) != 1 or list(
+            registry.registeredSubscriptionAdapters()):
+        return
+    # Pyramid registers a wrapper that calls the subscriber with the event
+    # alone.
+    handler = registrations[0].handler
+    if getattr(handler, "__wrapped__", handler) is not wrap_request:
+        return
+    registry.unregisterHandler(handler, registrations[0].required)
+    registry.has_listeners = False
+    registry.simplestack_calls_cornice_subscriber = True
 
 
 def request_summary_tween_factory(handler, registry):
     hypervisor_types = registry.settings["simplestack.hypervisor_types"]
     metrics = registry.simplestack_metrics
     client_timeout = registry.settings["simplestack.client_timeout"]
+    calls_cornice_subscriber = getattr(
+        registry, "simplestack_calls_cornice_subscriber", False)
 
     def request_summary_tween(request):
         request_id = request_id_of(request)
@@ -181,7 +188,8 @@ def request_summary_tween_factory(handler, registry):
             if response is None:
                 # Where Pyramid notified NewRequest: adds request.validated,
                 # .errors and .info and Cornice's response callbacks.
-                wrap_request(NewRequest(request))
+                if calls_cornice_subscriber:
+                    wrap_request(NewRequest(request))
                 response = handler(request)
             status = response.status_int
             response.headers[REQUEST_ID_HEADER] = request_id

@@ -10,6 +10,7 @@ import pytest
 from pyramid.interfaces import IRoutesMapper
 from pyramid.request import Request
 from pyramid.urldispatch import RoutesMapper
+from webtest import TestApp
 
 from simplestack.routing import SlashCountRoutesMapper, fixed_slash_count
 
@@ -115,6 +116,25 @@ def test_request_events_are_off(wsgi_app):
 
     assert app.registry.has_listeners is False
     assert list(app.registry.registeredHandlers()) == []
+
+
+def test_other_subscribers_keep_events():
+    # Cornice then registers its localizer, which must run before the
+    # subscriber that builds request.errors.
+    from simplestack import main
+    from tests.api.conftest import app_settings
+    from tests.conftest import make_token
+
+    app = main({}, **app_settings(available_languages="en fr"))
+    client = TestApp(app, extra_environ={
+        "HTTP_X_SIMPLESTACK_HYPERVISOR_TOKEN": make_token()})
+
+    assert app.registry.has_listeners is True
+    assert len(list(app.registry.registeredHandlers())) == 2
+    response = client.get(HOST + "/guests?limit=-1", status=400,
+                          headers={"Accept-Language": "fr"})
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.json["details"][0]["name"] == "limit"
 
 
 def test_success_has_nosniff_header(api, guest):
