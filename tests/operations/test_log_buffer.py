@@ -169,10 +169,36 @@ def test_zero_interval_writes_at_once(stream, two_requests):
     assert lines_of(stream) == ["now"]
 
 
-@pytest.mark.parametrize("interval", [-0.1, 1, 5])
-def test_interval_out_of_range_is_rejected(interval):
-    with pytest.raises(ValueError, match="flush_interval"):
+@pytest.mark.parametrize("interval", [-0.1, 1, 5, "abc", None])
+def test_invalid_interval_is_rejected(interval):
+    with pytest.raises(ValueError, match="invalid flush_interval %r"
+                       % (interval,)):
         logs.BufferedStreamHandler(io.StringIO(), flush_interval=interval)
+
+
+BAD_INTERVAL_SCRIPT = """
+import logging, sys
+from simplestack import logs
+try:
+    logs.BufferedStreamHandler(sys.stderr, flush_interval=%r)
+except ValueError as error:
+    print(error, file=sys.stderr)
+logging.shutdown()
+"""
+
+
+@pytest.mark.parametrize("interval", ["1", "abc"])
+def test_invalid_interval_leaves_no_handler(interval):
+    # logging.shutdown() flushes every handler that StreamHandler
+    # registered, so a half-built one would fail there.
+    finished = subprocess.run(
+        [sys.executable, "-c", BAD_INTERVAL_SCRIPT % interval],
+        capture_output=True, text=True, timeout=60, cwd=ROOT)
+
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stderr.splitlines() == [
+        "BufferedStreamHandler: invalid flush_interval %r: expected a "
+        "number of seconds, at least 0 and less than 1" % interval]
 
 
 def test_many_threads_lose_no_line(logger, stream):
