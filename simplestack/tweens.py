@@ -11,6 +11,7 @@ from cornice.pyramidhook import wrap_request
 from pyramid.events import NewRequest
 
 from simplestack import errors, logs
+from simplestack.resources.base import REQUEST_ENDED_KEY
 
 logger = logging.getLogger("simplestack.requests")
 
@@ -195,6 +196,8 @@ def request_summary_tween_factory(handler, registry):
             response.headers[REQUEST_ID_HEADER] = request_id
             return response
         finally:
+            # From here on, the resources of this request open nothing.
+            request.environ[REQUEST_ENDED_KEY] = True
             host_context = request.environ.get("simplestack.host_context")
             if host_context is not None:
                 host_context.release(request)

@@ -2,6 +2,9 @@
 
 import weakref
 
+# The environ key that the request tween sets when a request ends.
+REQUEST_ENDED_KEY = "simplestack.request_ended"
+
 
 class Resource:
     """A node of the tree; ``__name__`` and ``__parent__`` give its URL."""
@@ -22,8 +25,12 @@ class RequestResource(Resource):
     reference cycle. The cyclic garbage collector, not the request's end,
     would then free them, and with them the adapter and its libvirt
     objects. With strong references, GET /guests/{id} on the test driver
-    cost one collection per about 35 requests. ``request`` is None once
-    the request has been freed.
+    cost one collection per about 35 requests.
+
+    Reading ``request`` raises RuntimeError once the request has ended or
+    been freed. A HostContext would otherwise open a hypervisor session
+    after the request tween released its adapter, and no one would close
+    that session.
     """
 
     def __init__(self, name, parent, request):
@@ -32,4 +39,9 @@ class RequestResource(Resource):
 
     @property
     def request(self):
-        return self._request_ref()
+        request = self._request_ref()
+        if request is None or request.environ.get(REQUEST_ENDED_KEY):
+            raise RuntimeError(
+                "resource %r was used after its request ended"
+                % (self.__name__,))
+        return request
