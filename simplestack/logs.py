@@ -20,6 +20,7 @@ import datetime
 import json
 import logging
 import os
+import select
 import threading
 import time
 import weakref
@@ -91,6 +92,10 @@ class JsonFormatter(logging.Formatter):
 #: Characters of buffered lines past which BufferedStreamHandler writes at
 #: once, whatever its flush interval.
 MAX_BUFFERED_CHARACTERS = 65536
+#: The maximum bytes of one write of held lines. POSIX makes a write of
+#: at most PIPE_BUF bytes to a pipe atomic, so gunicorn's workers and
+#: master, which share one stderr pipe, do not interleave such lines.
+MAX_WRITE_BYTES = select.PIPE_BUF
 #: The characters that a record held unformatted counts for. A request
 #: summary line has about 300.
 ESTIMATED_LINE_CHARACTERS = 300
@@ -129,7 +134,7 @@ class BufferedStreamHandler(logging.StreamHandler):
     In a process whose threads serve requests at once (gunicorn's gthread
     worker), every write to the stream is a system call that releases the
     GIL, so another thread takes it and the writing thread waits to get it
-    back. A batch pays for that once.
+    back. A batch pays for that once per MAX_WRITE_BYTES bytes.
 
     A record is written at once, with any lines held before it, when at
     most one request is in progress, when its level is WARNING or higher,
@@ -237,9 +242,9 @@ class BufferedStreamHandler(logging.StreamHandler):
                 lines.append(item)
             else:
                 lines.append(self._format_held(*item))
-        text = "".join(lines)
-        self.stream.write(text)
-        self.stream.flush()
+        for text in _atomic_writes(lines):
+            self.stream.write(text)
+            self.stream.flush()
 
     def _format_held(self, record, message, request_id):
         try:
@@ -272,6 +277,34 @@ class BufferedStreamHandler(logging.StreamHandler):
         self._pending.set()
         self.flush()
         super().close()
+
+
+def _atomic_writes(lines):
+    """Join ``lines`` into texts of at most MAX_WRITE_BYTES bytes each.
+
+    Only ASCII lines are joined, because their length in characters is
+    their length in bytes in any ASCII-compatible encoding. Every other
+    line, and an ASCII line longer than MAX_WRITE_BYTES, is a text of its
+    own, as StreamHandler would write it.
+    """
+    texts = []
+    pending = []
+    pending_bytes = 0
+    for line in lines:
+        if not line.isascii() or len(line) > MAX_WRITE_BYTES:
+            if pending:
+                texts.append("".join(pending))
+                pending, pending_bytes = [], 0
+            texts.append(line)
+            continue
+        if pending_bytes + len(line) > MAX_WRITE_BYTES:
+            texts.append("".join(pending))
+            pending, pending_bytes = [], 0
+        pending.append(line)
+        pending_bytes += len(line)
+    if pending:
+        texts.append("".join(pending))
+    return texts
 
 
 def _run_flusher(handler_ref, pending):
