@@ -149,13 +149,20 @@ class BufferedStreamHandler(logging.StreamHandler):
     """
 
     def __init__(self, stream=None, flush_interval=0.05):
-        super().__init__(stream)
-        flush_interval = float(flush_interval)
-        if not 0 <= flush_interval < 1:
+        # Checked before StreamHandler.__init__, which registers the
+        # handler for logging's shutdown: a half-built handler would fail
+        # again there.
+        try:
+            seconds = float(flush_interval)
+        except (TypeError, ValueError):
+            seconds = None
+        if seconds is None or not 0 <= seconds < 1:
             raise ValueError(
-                "BufferedStreamHandler: flush_interval must be at least 0 "
-                "and less than 1 second, got %r" % (flush_interval,))
-        self.flush_interval = flush_interval
+                "BufferedStreamHandler: invalid flush_interval %r: expected "
+                "a number of seconds, at least 0 and less than 1"
+                % (flush_interval,))
+        super().__init__(stream)
+        self.flush_interval = seconds
         self._closed = False
         self._reset_buffer()
         _buffered_handlers.add(self)
