@@ -68,16 +68,16 @@ def libvirt_seed_xml(guests):
         "</node>\n" % uuid.UUID(int=0xdef))
 
 
-def production_logging_to_devnull():
-    """Configure logging from production.ini's logging sections, with the
-    handler writing to /dev/null, so that the service formats its log
-    lines as it does in production."""
+def production_logging_to_devnull(ini_path=PRODUCTION_INI):
+    """Configure logging from the logging sections of ``ini_path``
+    (production.ini or a copy), with the handler writing to /dev/null, so
+    that the service formats its log lines as it does in production."""
     # The handler keeps the stream it was given, so later writes go to
     # /dev/null too.
     saved_stderr = sys.stderr
     sys.stderr = open(os.devnull, "w")
     try:
-        logging.config.fileConfig(PRODUCTION_INI, {"http_port": "0"},
+        logging.config.fileConfig(ini_path, {"http_port": "0"},
                                   disable_existing_loggers=False)
     finally:
         sys.stderr = saved_stderr

@@ -25,11 +25,9 @@ and prints the 40 functions with the most cumulative time.
 import argparse
 import cProfile
 import io
-import logging.config
 import os
 import pstats
 import statistics
-import sys
 import tempfile
 import time
 
@@ -54,15 +52,7 @@ def load_apps(folder):
     service_ini = throughput.write_inis(folder, xml_paths[0])[0]
     bare_ini = throughput.write_inis(folder, xml_paths[1])[1]
     os.makedirs(os.path.join(folder, ".state"), exist_ok=True)
-    # The handler keeps the stream it was given, so later writes go to
-    # /dev/null too.
-    saved_stderr = sys.stderr
-    sys.stderr = open(os.devnull, "w")
-    try:
-        logging.config.fileConfig(service_ini, {"http_port": "0"},
-                                  disable_existing_loggers=False)
-    finally:
-        sys.stderr = saved_stderr
+    backends.production_logging_to_devnull(service_ini)
     global_conf = {"http_port": "0"}
     service = loadapp("config:" + service_ini, global_conf=global_conf)
     bare = loadapp("config:" + bare_ini, global_conf=global_conf)
