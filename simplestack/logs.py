@@ -112,7 +112,7 @@ _holding_handlers = set()
 
 
 def request_started():
-    """Count a request as in progress; return the token that ends it."""
+    """Count a request as in progress, and return the token that ends it."""
     token = object()
     _active_requests.add(token)
     return token
@@ -149,9 +149,8 @@ class BufferedStreamHandler(logging.StreamHandler):
     """
 
     def __init__(self, stream=None, flush_interval=0.05):
-        # Checked before StreamHandler.__init__, which registers the
-        # handler for logging's shutdown: a half-built handler would fail
-        # again there.
+        # The value is checked before StreamHandler.__init__ registers the
+        # handler for logging's shutdown, where a half-built one would fail.
         try:
             seconds = float(flush_interval)
         except (TypeError, ValueError):

@@ -37,8 +37,8 @@ LOGGED_METHOD_LENGTH = 32
 LOGGED_PATH_LENGTH = 4096
 
 
-# Request ids made ahead. uuid.uuid4() reads os.urandom on every call, a
-# system call that hands the GIL to another thread of a busy worker; one
+# Request ids made ahead. uuid.uuid4() reads os.urandom on every call, and
+# that system call hands the GIL to another thread of a busy worker. So one
 # read here makes RANDOM_IDS_PER_READ ids.
 RANDOM_IDS_PER_READ = 256
 _random_ids = collections.deque()
@@ -64,12 +64,13 @@ def random_request_id():
         value = int.from_bytes(block[start:start + 16], "big")
         value = value & ~UUID4_CLEARED_BITS | UUID4_SET_BITS
         ids.append("%032x" % value)
-    # Two threads may both refill; each id is still used once.
+    # Two threads may both refill, and each id is still used once.
     _random_ids.extend(ids[1:])
     return ids[0]
 
 
-# Where WebOb 1.8 stores the parsed query string of request.GET.
+# The environ key under which WebOb 1.8 keeps the parsed query string of
+# request.GET.
 PARSED_QUERY_KEY = "webob._parsed_query_vars"
 
 
@@ -187,8 +188,9 @@ def request_summary_tween_factory(handler, registry):
         try:
             response = undecodable_url_response(request)
             if response is None:
-                # Where Pyramid notified NewRequest: adds request.validated,
-                # .errors and .info and Cornice's response callbacks.
+                # Cornice's subscriber, run where Pyramid would send
+                # NewRequest, adds request.validated, .errors, .info and
+                # Cornice's response callbacks.
                 if calls_cornice_subscriber:
                     wrap_request(NewRequest(request))
                 response = handler(request)

@@ -2,7 +2,7 @@
 
 The delete held the guest's lock but the start did not, so the delete
 destroyed the QEMU process while libvirt was still starting it, and the
-start answered 502 "process exited while connecting to monitor". Power
+start returned 502 "process exited while connecting to monitor". Power
 actions and reboots now hold the guest's lock too: the start finishes
 first (200) or finds the guest gone (404).
 """

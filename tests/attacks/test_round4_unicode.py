@@ -2,7 +2,7 @@
 
 Names reach every hypervisor inside XML (libvirt's domain XML, XAPI's
 XML-RPC, vSphere's SOAP). XML 1.0 cannot carry the noncharacters U+FFFE
-and U+FFFF, so every hypervisor failed and the service answered 502. Other
+and U+FFFF, so every hypervisor failed and the service returned 502. Other
 text must come back exactly as sent, not normalized (NFC and NFD stay
 apart).
 """

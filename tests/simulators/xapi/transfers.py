@@ -373,8 +373,8 @@ def import_xva(transfer):
     created = []
     try:
         try:
-            # tarfile's stream mode reads in steps of bufsize, 10 KiB unless
-            # told otherwise; a disk block is 1 MiB.
+            # tarfile's stream mode reads in steps of bufsize, 10 KiB by
+            # default, while an XVA disk block is 1 MiB.
             archive = tarfile.open(fileobj=body, mode="r|", bufsize=CHUNK)
             vm = None
             for member in archive:
