@@ -1,0 +1,205 @@
+"""production.ini's gunicorn worker class: new connections go to workers
+with a free thread, keep-alive stays on, and idle clients do not stop a
+worker from accepting.
+
+The server is production.ini with 2 workers of 2 threads, and its log
+lines carry the process and thread that wrote them, so the request
+summary line shows which thread of which worker served a request.
+"""
+
+import http.client
+import os
+import re
+import socket
+import threading
+import time
+
+import pytest
+from gunicorn.workers import base, gthread
+
+from simplestack.gunicorn_worker import missing_gunicorn_parts
+from tests.conftest import make_token
+from tests.derived_servers import derive_ini
+from tests.operations.servers import PRODUCTION_INI, ProductionServer
+from tests.simulators.fixtures import XapiSimulator
+
+WORKERS = 2
+THREADS = 2
+#: Seconds that the XAPI simulator adds to every call during the burst; a
+#: guest list makes three calls (login, event.from, logout).
+CALL_LATENCY = 0.3
+#: Seconds that gunicorn keeps an idle connection, shorter than
+#: production.ini's 75 s but far longer than the tests wait for a response.
+KEEPALIVE = 30
+#: Seconds after which gunicorn's threads give a new connection that sent
+#: nothing back to the worker's poller.
+DATA_WAIT = gthread.DEFAULT_WORKER_DATA_TIMEOUT
+TOKEN_HEADER = "x-simplestack-hypervisor-token"
+LOG_FORMAT = "%(created).6f %(process)d %(thread)d %(name)s %(message)s"
+SUMMARY_LINE = re.compile(
+    r"(?P<end>[\d.]+) (?P<pid>\d+) (?P<thread>\d+) simplestack\.requests "
+    r"request_id=(?P<request_id>\S+) .* duration_ms=(?P<duration_ms>[\d.]+)")
+
+
+@pytest.fixture(scope="module")
+def simulator():
+    running = XapiSimulator("--vms", "1").start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, simulator):
+    folder = tmp_path_factory.mktemp("gunicorn-worker")
+    ini_path = derive_ini(PRODUCTION_INI, {
+        "app:main": {
+            "simplestack.hypervisor.xen.allowed_hosts": "127.0.0.0/8",
+            "simplestack.hypervisor.xen.ca_bundle": simulator.ca_bundle,
+        },
+        "server:main": {
+            "workers": WORKERS, "threads": THREADS, "keepalive": KEEPALIVE},
+        "handler_console": {"formatter": "generic"},
+        "formatter_generic": {"format": LOG_FORMAT},
+    }, str(folder / "production.ini"))
+    running = ProductionServer(str(folder / "gunicorn.log"), ini_path)
+    running.start()
+    yield running
+    running.stop()
+
+
+def summary_lines(server, request_ids, timeout=5):
+    """Return {request id: summary line match} of ``request_ids`` once the
+    log has them all (log lines can be held for up to about 50 ms)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = {}
+        for line in server.read_log().splitlines():
+            match = SUMMARY_LINE.match(line)
+            if match and match["request_id"] in request_ids:
+                found[match["request_id"]] = match
+        if len(found) == len(request_ids) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
+def connect(server, timeout=10):
+    connection = http.client.HTTPConnection("127.0.0.1", server.port,
+                                            timeout=timeout)
+    connection.connect()
+    return connection
+
+
+def get(connection, path, headers=None):
+    """Send a GET on ``connection``; return (status, response headers)."""
+    connection.request("GET", path, headers=headers or {})
+    response = connection.getresponse()
+    response.read()
+    return response.status, response.headers
+
+
+def test_burst_takes_one_thread_each(server, simulator):
+    path = "/xen/%s/guests" % simulator.netloc
+    count = WORKERS * THREADS
+    request_ids = ["burst-%d" % number for number in range(count)]
+    headers = {TOKEN_HEADER: make_token(simulator.username,
+                                        simulator.password)}
+    statuses = {}
+    # Every client connects before any sends, so that the server has all
+    # the connections to share out at once.
+    all_connected = threading.Barrier(count)
+
+    def send(request_id):
+        connection = connect(server, timeout=60)
+        try:
+            all_connected.wait(10)
+            statuses[request_id] = get(
+                connection, path, dict(headers, **{"X-Request-ID": request_id}))[0]
+        finally:
+            connection.close()
+
+    simulator.set_latency(CALL_LATENCY)
+    try:
+        clients = [threading.Thread(target=send, args=(request_id,))
+                   for request_id in request_ids]
+        for client in clients:
+            client.start()
+        for client in clients:
+            client.join(60)
+    finally:
+        simulator.set_latency(0)
+
+    assert statuses == {request_id: 200 for request_id in request_ids}
+    lines = summary_lines(server, request_ids)
+    assert sorted(lines) == sorted(request_ids)
+    threads = {(line["pid"], line["thread"]) for line in lines.values()}
+    assert len(threads) == count, threads
+    assert len({pid for pid, _ in threads}) == WORKERS
+    # Served at the same time: every request started before any ended.
+    ends = [float(line["end"]) for line in lines.values()]
+    starts = [float(line["end"]) - float(line["duration_ms"]) / 1000
+              for line in lines.values()]
+    assert max(starts) < min(ends), (starts, ends)
+
+
+def test_keepalive_serves_second_request(server):
+    connection = connect(server)
+    try:
+        status, headers = get(connection, "/healthz")
+        assert status == 200
+        assert headers.get("Connection", "").lower() != "close"
+        first_socket = connection.sock
+        local_address = first_socket.getsockname()
+
+        status, headers = get(connection, "/healthz")
+        assert status == 200
+        # http.client opens a new connection when the server closed one.
+        assert connection.sock is first_socket
+        assert connection.sock.getsockname() == local_address
+    finally:
+        connection.close()
+
+
+def test_idle_connections_leave_room_for_new_clients(server):
+    count = WORKERS * THREADS
+    kept_alive = []
+    silent = []
+    try:
+        # Connections that made a request and wait in keep-alive.
+        for _ in range(count):
+            connection = connect(server)
+            assert get(connection, "/healthz")[0] == 200
+            kept_alive.append(connection)
+        # Connections that send nothing, one per thread. gunicorn's threads
+        # wait DATA_WAIT seconds for their first bytes, then give them back
+        # to the worker's poller.
+        for _ in range(count):
+            silent.append(socket.create_connection(
+                ("127.0.0.1", server.port), 10))
+        time.sleep(DATA_WAIT + 1)
+
+        # A new client is served at once, well before KEEPALIVE.
+        fresh = connect(server, timeout=5)
+        try:
+            assert get(fresh, "/healthz")[0] == 200
+        finally:
+            fresh.close()
+        for connection in kept_alive:
+            first_socket = connection.sock
+            assert get(connection, "/healthz")[0] == 200
+            assert connection.sock is first_socket
+    finally:
+        for connection in kept_alive:
+            connection.close()
+        for sock in silent:
+            sock.close()
+
+
+def test_gunicorn_has_worker_parts():
+    assert missing_gunicorn_parts(gthread.ThreadWorker) == []
+    assert missing_gunicorn_parts(base.Worker) == [
+        "accept", "set_accept_enabled", "run calling set_accept_enabled"]
+
+
+def test_production_names_worker_class(server):
+    assert ("Using worker: simplestack.gunicorn_worker.ThreadWorker"
+            in server.read_log())
