@@ -19,7 +19,7 @@ gunicorn's ``worker_class`` setting:
 ``simplestack.gunicorn_worker.ThreadWorker``.
 
 The class overrides two methods of gunicorn's ``ThreadWorker`` and reads
-four of its attributes; ``check_config`` and ``__init__`` raise
+four of its attributes. ``check_config`` and ``__init__`` raise
 RuntimeError when the installed gunicorn lacks one of them.
 """
 

@@ -10,6 +10,7 @@ summary line shows which thread of which worker served a request.
 import http.client
 import os
 import re
+import signal
 import socket
 import threading
 import time
@@ -21,6 +22,7 @@ from simplestack.gunicorn_worker import missing_gunicorn_parts
 from tests.conftest import make_token
 from tests.derived_servers import derive_ini
 from tests.operations.servers import PRODUCTION_INI, ProductionServer
+from tests.operations.test_production import worker_pids
 from tests.simulators.fixtures import XapiSimulator
 
 WORKERS = 2
@@ -97,10 +99,12 @@ def get(connection, path, headers=None):
     return response.status, response.headers
 
 
-def test_burst_takes_one_thread_each(server, simulator):
+def send_burst(server, simulator, name):
+    """Send one slow guest list per thread of the server at once, each on a
+    new connection; return {request id: summary line match}."""
     path = "/xen/%s/guests" % simulator.netloc
     count = WORKERS * THREADS
-    request_ids = ["burst-%d" % number for number in range(count)]
+    request_ids = ["%s-%d" % (name, number) for number in range(count)]
     headers = {TOKEN_HEADER: make_token(simulator.username,
                                         simulator.password)}
     statuses = {}
@@ -131,14 +135,24 @@ def test_burst_takes_one_thread_each(server, simulator):
     assert statuses == {request_id: 200 for request_id in request_ids}
     lines = summary_lines(server, request_ids)
     assert sorted(lines) == sorted(request_ids)
+    return lines
+
+
+def assert_one_thread_each(lines):
+    """Assert that the requests of ``lines`` ran on distinct threads of
+    every worker, all at the same time."""
     threads = {(line["pid"], line["thread"]) for line in lines.values()}
-    assert len(threads) == count, threads
+    assert len(threads) == WORKERS * THREADS, threads
     assert len({pid for pid, _ in threads}) == WORKERS
     # Served at the same time: every request started before any ended.
     ends = [float(line["end"]) for line in lines.values()]
     starts = [float(line["end"]) - float(line["duration_ms"]) / 1000
               for line in lines.values()]
     assert max(starts) < min(ends), (starts, ends)
+
+
+def test_burst_takes_one_thread_each(server, simulator):
+    assert_one_thread_each(send_burst(server, simulator, "burst"))
 
 
 def test_keepalive_serves_second_request(server):
@@ -203,3 +217,23 @@ def test_gunicorn_has_worker_parts():
 def test_production_names_worker_class(server):
     assert ("Using worker: simplestack.gunicorn_worker.ThreadWorker"
             in server.read_log())
+
+
+def test_reload_keeps_worker_class(server, simulator):
+    old_workers = worker_pids(server, WORKERS)
+    assert len(old_workers) == WORKERS
+    os.kill(server.process.pid, signal.SIGHUP)
+
+    # gunicorn starts new workers, then stops the old ones gracefully.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        workers = worker_pids(server, WORKERS)
+        if len(workers) == WORKERS and not set(workers) & set(old_workers):
+            break
+        time.sleep(0.2)
+    assert len(workers) == WORKERS
+    assert not set(workers) & set(old_workers)
+
+    lines = send_burst(server, simulator, "reloaded")
+    assert {int(line["pid"]) for line in lines.values()} == set(workers)
+    assert_one_thread_each(lines)
