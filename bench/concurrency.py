@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/concurrency.py [--servers waitress,gunicorn]
         [--backends xen,vmware] [--clients 32] [--latency 0.1]
+        [--worker-connections N] [--worker-class CLASS]
 
 Each simulator adds ``--latency`` seconds to every call (the XAPI
 simulator's /simulator/latency, the vSphere launcher's -delay-ms). The
@@ -20,7 +21,12 @@ It also prints the CPU seconds that this process and its children (the
 server, the simulator, the client threads) used during the concurrent run,
 divided by the CPU count: the wall time cannot be shorter than that, so a
 ratio above the target with ``cpu_bound_s`` near ``wall_s`` means the
-machine's CPUs, not the service's concurrency, set the time.
+machine's CPUs, not the service's concurrency, set the time. ``sim_cpu_s``
+is the simulator's share of that CPU time, undivided. The XAPI simulator
+is one Python process, so its Python code uses at most one CPU at a time.
+Under gunicorn, ``busiest`` is the number of the concurrent requests that
+the busiest worker served, from the workers' metric files: with 2 workers
+of 16 threads and 32 clients, 16 means an even spread.
 """
 
 import argparse
@@ -39,7 +45,7 @@ if ROOT not in sys.path:
 
 from servers import (  # noqa: E402
     ServiceServer, process_tree_cpu_seconds, run_concurrently,
-    set_server_options)
+    set_server_options, worker_request_counts)
 from tests.simulators.fixtures import XapiSimulator  # noqa: E402
 from tests.xen_fixtures import xapi_session  # noqa: E402
 from tests.simulators.vcsim_fixtures import VcsimSimulator  # noqa: E402
@@ -102,31 +108,45 @@ def measure_direct(backend, simulator, clients):
         timings.append(time.monotonic() - started)
     alone = statistics.median(timings)
     cpu_before = process_tree_cpu_seconds(os.getpid())
+    simulator_before = process_tree_cpu_seconds(simulator.process.pid)
     with concurrent.futures.ThreadPoolExecutor(clients) as pool:
         started = time.monotonic()
         list(pool.map(lambda _: direct_session(backend, simulator),
                       range(clients)))
         wall = time.monotonic() - started
     cpu = process_tree_cpu_seconds(os.getpid()) - cpu_before
+    simulator_cpu = (process_tree_cpu_seconds(simulator.process.pid)
+                     - simulator_before)
     return ("SDK session", alone, wall, alone, wall / alone,
-            cpu / os.cpu_count(), 0)
+            cpu / os.cpu_count(), simulator_cpu, "-", 0)
 
 
 def measure(server, prefix, simulator, clients):
-    """Return rows (endpoint, alone, wall, ideal, ratio, failures)."""
+    """Return rows (endpoint, alone, wall, ideal, ratio, CPU bound,
+    simulator CPU, requests of the busiest gunicorn worker, failures)."""
     rows = []
     guest_path = first_guest_path(server, prefix, simulator)
     for endpoint, path in (("GET /guests/{id}", guest_path),
                            ("GET /guests", prefix + "/guests")):
         alone = time_alone(server, path, simulator)
         cpu_before = process_tree_cpu_seconds(os.getpid())
+        simulator_before = process_tree_cpu_seconds(simulator.process.pid)
+        counts_before = worker_request_counts(server.port)
         wall, statuses = run_concurrently(server, [path] * clients,
                                           simulator, clients)
         cpu = process_tree_cpu_seconds(os.getpid()) - cpu_before
+        simulator_cpu = (process_tree_cpu_seconds(simulator.process.pid)
+                         - simulator_before)
+        busiest = "-"
+        if server.kind == "gunicorn":
+            counts = worker_request_counts(server.port)
+            busiest = "%d" % max(count - counts_before.get(pid, 0)
+                                 for pid, count in counts.items())
         ideal = alone * math.ceil(clients / server.threads)
         failures = sum(1 for status in statuses if status != 200)
         rows.append((endpoint, alone, wall, ideal, wall / ideal,
-                     cpu / os.cpu_count(), failures))
+                     cpu / os.cpu_count(), simulator_cpu, busiest,
+                     failures))
     return rows
 
 
@@ -141,18 +161,27 @@ def main():
                         help="gunicorn's worker_connections, the connections "
                              "a worker holds at most, idle keep-alive ones "
                              "included (default: production.ini's)")
+    parser.add_argument("--worker-class",
+                        help="gunicorn's worker_class, such as gthread, "
+                             "the worker of gunicorn itself (default: "
+                             "production.ini's)")
     options = parser.parse_args()
+    gunicorn_options = {}
+    if options.worker_connections:
+        gunicorn_options["worker_connections"] = options.worker_connections
+    if options.worker_class:
+        gunicorn_options["worker_class"] = options.worker_class
 
     print("%d concurrent requests, %.0f ms added to every hypervisor call; "
           "target: wall / ideal at most %.1f"
           % (options.clients, options.latency * 1000, TARGET_RATIO))
     print("%d CPUs, load average at start %.1f"
           % (os.cpu_count(), os.getloadavg()[0]))
-    if options.worker_connections:
-        print("gunicorn worker_connections = %d" % options.worker_connections)
-    print("%-8s %-9s %-7s %-17s %8s %8s %8s %6s %12s %s" % (
+    for key, value in gunicorn_options.items():
+        print("gunicorn %s = %s" % (key, value))
+    print("%-8s %-9s %-7s %-17s %8s %8s %8s %6s %12s %10s %8s %s" % (
         "backend", "server", "threads", "endpoint", "alone_s", "wall_s",
-        "ideal_s", "ratio", "cpu_bound_s", "failed"))
+        "ideal_s", "ratio", "cpu_bound_s", "sim_cpu_s", "busiest", "failed"))
     worst = 0.0
     with tempfile.TemporaryDirectory(prefix="bench-") as folder:
         for backend in options.backends.split(","):
@@ -161,23 +190,24 @@ def main():
                 prefix = "/%s/%s" % (backend, simulator.netloc)
                 row = measure_direct(backend, simulator, options.clients)
                 print("%-8s %-9s %-7s %-17s %8.2f %8.2f %8.2f %6.2f %12.2f "
-                      "%d" % ((backend, "direct", "-") + row))
+                      "%10.2f %8s %d" % ((backend, "direct", "-") + row))
                 for kind in options.servers.split(","):
                     server = ServiceServer(kind, name="concurrency")
-                    if kind == "gunicorn" and options.worker_connections:
-                        set_server_options(server, {
-                            "worker_connections": options.worker_connections})
+                    if kind == "gunicorn":
+                        set_server_options(server, gunicorn_options)
                     with server:
                         for row in measure(server, prefix, simulator,
                                            options.clients):
                             (endpoint, alone, wall, ideal, ratio,
-                             cpu_bound, failed) = row
+                             cpu_bound, simulator_cpu, busiest,
+                             failed) = row
                             worst = max(worst, ratio)
                             print("%-8s %-9s %-7d %-17s %8.2f %8.2f %8.2f "
-                                  "%6.2f %12.2f %d" % (
+                                  "%6.2f %12.2f %10.2f %8s %d" % (
                                       backend, kind, server.threads,
                                       endpoint, alone, wall, ideal, ratio,
-                                      cpu_bound, failed))
+                                      cpu_bound, simulator_cpu, busiest,
+                                      failed))
             finally:
                 simulator.stop()
     print("load average at end %.1f" % os.getloadavg()[0])

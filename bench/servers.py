@@ -4,6 +4,7 @@ The servers themselves are in tests/derived_servers.py.
 """
 
 import concurrent.futures
+import glob
 import os
 import sys
 import time
@@ -43,6 +44,25 @@ def process_tree_cpu_seconds(root_pid):
         if ancestor == root_pid:
             total += used
     return total / CLOCK_TICKS
+
+
+def worker_request_counts(port):
+    """Return {worker pid: requests counted} of the gunicorn instance on
+    ``port``, from the metric file of each worker process in
+    production.ini's metrics_dir (.state/metrics/PORT)."""
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    counts = {}
+    pattern = os.path.join(ROOT, ".state", "metrics", str(port),
+                           "counter_*.db")
+    for path in glob.glob(pattern):
+        pid = int(os.path.basename(path)[len("counter_"):-len(".db")])
+        counts[pid] = sum(
+            sample.value
+            for metric in MultiProcessCollector.merge([path])
+            for sample in metric.samples
+            if sample.name == "simplestack_requests_total")
+    return counts
 
 
 def run_concurrently(server, paths, simulator, clients):
