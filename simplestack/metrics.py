@@ -10,6 +10,7 @@ why this module imports it only in :func:`configure_metrics`, after setting
 the variable.
 """
 
+import bisect
 import logging
 import os
 import threading
@@ -83,6 +84,10 @@ class Metrics:
         # values are bounded (see METHOD_LABELS), so this dict is too. Two
         # threads may both miss, and then both store the same child.
         self._children = {}
+        # Label values -> the values that a finished request adds to, for
+        # the batched updates of multiprocess mode.
+        self._series = {}
+        self._batch = multiprocess_batch() if multiprocess_dir else None
 
     def _child(self, metric, *label_values):
         key = (metric, label_values)
@@ -93,22 +98,51 @@ class Metrics:
         return child
 
     def request_started(self, hypervisor):
-        self._child(self.requests_in_progress, hypervisor).inc()
+        gauge = self._child(self.requests_in_progress, hypervisor)
+        if self._batch is not None:
+            self._batch.add(((gauge._value, 1),))
+        else:
+            gauge.inc()
 
     def request_finished(self, hypervisor, endpoint, method, status,
                          seconds, hypervisor_calls, exception):
         """Record a request whose response has been returned."""
-        self._child(self.requests_in_progress, hypervisor).dec()
         method_label = method if method in METHOD_LABELS \
             else OTHER_METHOD_LABEL
-        labels = (hypervisor, endpoint, method_label, str(status))
-        self._child(self.requests, *labels).inc()
-        self._child(self.request_duration, *labels).observe(seconds)
-        if hypervisor_calls:
-            self._child(self.hypervisor_calls, hypervisor).inc(
-                hypervisor_calls)
+        if self._batch is not None:
+            series = self._request_series(
+                hypervisor, endpoint, method_label, status)
+            amounts = series.amounts(seconds)
+            if hypervisor_calls:
+                amounts.append((self._child(
+                    self.hypervisor_calls, hypervisor)._value,
+                    hypervisor_calls))
+            self._batch.add(amounts)
+        else:
+            self._child(self.requests_in_progress, hypervisor).dec()
+            labels = (hypervisor, endpoint, method_label, str(status))
+            self._child(self.requests, *labels).inc()
+            self._child(self.request_duration, *labels).observe(seconds)
+            if hypervisor_calls:
+                self._child(self.hypervisor_calls, hypervisor).inc(
+                    hypervisor_calls)
         if isinstance(exception, HYPERVISOR_ERRORS):
             self.hypervisor_errors.labels(hypervisor, exception.name).inc()
+
+    def _request_series(self, hypervisor, endpoint, method_label, status):
+        key = (hypervisor, endpoint, method_label, status)
+        series = self._series.get(key)
+        if series is None:
+            labels = (hypervisor, endpoint, method_label, str(status))
+            duration = self._child(self.request_duration, *labels)
+            series = RequestSeries(
+                self._child(self.requests_in_progress, hypervisor)._value,
+                self._child(self.requests, *labels)._value,
+                duration._sum,
+                list(duration._buckets),
+                duration._upper_bounds)
+            self._series[key] = series
+        return series
 
     def render(self):
         """Return the exposition text and its content type."""
@@ -124,6 +158,77 @@ class Metrics:
                 registry, path=self.multiprocess_dir)
         return (prometheus_client.generate_latest(registry),
                 prometheus_client.CONTENT_TYPE_LATEST)
+
+
+class RequestSeries:
+    """The prometheus_client values that one finished request adds to, for
+    one set of label values."""
+
+    __slots__ = ("in_progress", "requests", "duration_sum",
+                 "duration_buckets", "upper_bounds")
+
+    def __init__(self, in_progress, requests, duration_sum, duration_buckets,
+                 upper_bounds):
+        self.in_progress = in_progress
+        self.requests = requests
+        self.duration_sum = duration_sum
+        self.duration_buckets = duration_buckets
+        self.upper_bounds = upper_bounds
+
+    def amounts(self, seconds):
+        """Return a list of (value, amount) pairs: what the in-progress
+        Gauge.dec, the requests Counter.inc and Histogram.observe(seconds)
+        would add."""
+        # Histogram.observe counts the first bucket whose bound is at least
+        # the amount; the last bound is +Inf.
+        bucket = self.duration_buckets[
+            bisect.bisect_left(self.upper_bounds, seconds)]
+        return [(self.in_progress, -1), (self.requests, 1),
+                (self.duration_sum, seconds), (bucket, 1)]
+
+
+class MultiprocessBatch:
+    """Adds to several multiprocess-mode values under one acquisition of
+    prometheus_client's lock, with one check for a fork.
+
+    Each MmapedValue.inc takes the process-wide lock, calls getpid and
+    writes the file. The five updates of a finished request cost about 8 µs
+    that way (timeit). This class relies on prometheus_client 0.26.0's
+    MmapedValue internals: the ``lock`` of its methods' closure, its
+    ``_value``, ``_timestamp``, ``_file`` and ``_key`` attributes and its
+    private fork check. :func:`multiprocess_batch` checks them once.
+    """
+
+    def __init__(self, lock, check_for_fork):
+        self._lock = lock
+        self._check_for_fork = check_for_fork
+
+    def add(self, amounts):
+        with self._lock:
+            self._check_for_fork(amounts[0][0])
+            for value, amount in amounts:
+                # As MmapedValue.inc does.
+                value._value += amount
+                value._timestamp = 0.0
+                value._file.write_value(value._key, value._value, 0.0)
+
+
+def multiprocess_batch():
+    """Return a MultiprocessBatch for prometheus_client's multiprocess
+    values, or None when its internals differ from what the class needs."""
+    from prometheus_client import values
+
+    value_class = values.ValueClass
+    inc = getattr(value_class, "inc", None)
+    check = getattr(value_class, "_MmapedValue__check_for_pid_change", None)
+    code = getattr(inc, "__code__", None)
+    if check is None or code is None or inc.__closure__ is None:
+        return None
+    cells = dict(zip(code.co_freevars, inc.__closure__))
+    lock = cells["lock"].cell_contents if "lock" in cells else None
+    if not hasattr(lock, "acquire"):
+        return None
+    return MultiprocessBatch(lock, check)
 
 
 def configure_metrics(settings):
