@@ -136,6 +136,34 @@ def endpoint_of(request):
     return route.pattern if route is not None else "-"
 
 
+# The text line for people. The record has the same fields as keys for
+# JsonFormatter.
+SUMMARY_FORMAT = (
+    "request_id=%(request_id)s method=%(method)s path=%(path)r "
+    "hypervisor=%(hypervisor)s status=%(status)d "
+    "duration_ms=%(duration_ms).1f hypervisor_calls=%(hypervisor_calls)d")
+
+
+def log_request_summary(fields):
+    """Log the summary line of a request, with ``fields`` as its arguments
+    and its extra fields.
+
+    The record is the one that ``logger.info(SUMMARY_FORMAT, fields,
+    extra=fields)`` makes, except that it names this function and the line
+    of its ``def`` as its caller. That skips Logger.findCaller's walk of the
+    stack: about 2 µs of CPU per request in timeit, and 4 µs in a py-spy
+    profile of bench/request_cpu.py's loop.
+    """
+    if logger.isEnabledFor(logging.INFO):
+        logger.handle(logger.makeRecord(
+            logger.name, logging.INFO, SUMMARY_CALLER.co_filename,
+            SUMMARY_CALLER.co_firstlineno, SUMMARY_FORMAT, (fields,), None,
+            SUMMARY_CALLER.co_name, fields))
+
+
+SUMMARY_CALLER = log_request_summary.__code__
+
+
 def run_cornice_subscriber_in_tween(registry):
     """Unregister Cornice's NewRequest subscriber, which the tween then
     calls, and turn off Pyramid's request events, when that subscriber is
@@ -220,15 +248,8 @@ def request_summary_tween_factory(handler, registry):
                 "duration_ms": round(seconds * 1000, 1),
                 "hypervisor_calls": hypervisor_calls,
             }
-            # The text line for people; extra= gives JsonFormatter the same
-            # fields as keys.
             try:
-                logger.info(
-                    "request_id=%(request_id)s method=%(method)s "
-                    "path=%(path)r hypervisor=%(hypervisor)s "
-                    "status=%(status)d duration_ms=%(duration_ms).1f "
-                    "hypervisor_calls=%(hypervisor_calls)d", fields,
-                    extra=fields)
+                log_request_summary(fields)
             finally:
                 # After the line: the last request in progress writes it.
                 logs.request_finished(log_token)
