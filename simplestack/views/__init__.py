@@ -16,6 +16,7 @@ from cornice import Service
 
 from simplestack import errors
 from simplestack.resources import root_factory
+from simplestack.responses import Response
 
 HOST_PATH = "/{hypervisor}/{host}"
 
@@ -86,10 +87,20 @@ def json_response(request, value):
     without spaces. Headers already set on ``request.response``, such as
     Link, are kept.
     """
+    body = orjson.dumps(value)
+    if "response" not in request.__dict__:
+        # Nothing has made request.response yet, so there are no headers
+        # to keep. One constructor call with the final header list gives
+        # the same status and headers as the setters below, without
+        # Response()'s text/html defaults that they replace.
+        response = Response(body=body, headerlist=[
+            ("Content-Type", "application/json")])
+        request.response = response
+        return response
     response = request.response
     response.content_type = "application/json"
     response.charset = None
-    response.body = orjson.dumps(value)
+    response.body = body
     return response
 
 
