@@ -74,8 +74,13 @@ def random_request_id():
 PARSED_QUERY_KEY = "webob._parsed_query_vars"
 
 
+# The header's WSGI environ key, as request.headers would look it up. That
+# lookup builds a mapping and translates the name on every request.
+REQUEST_ID_ENVIRON_KEY = "HTTP_" + REQUEST_ID_HEADER.upper().replace("-", "_")
+
+
 def request_id_of(request):
-    candidate = request.headers.get(REQUEST_ID_HEADER, "")
+    candidate = request.environ.get(REQUEST_ID_ENVIRON_KEY, "")
     if REQUEST_ID_PATTERN.fullmatch(candidate):
         return candidate
     return random_request_id()

@@ -11,6 +11,9 @@ from simplestack.resources.collections import HOST_CHILDREN
 
 logger = logging.getLogger(__name__)
 
+# The token header's WSGI environ key, as request.headers would look it up.
+HEADER_ENVIRON_KEY = "HTTP_" + HEADER.upper().replace("-", "_")
+
 
 class HostContext(RequestResource):
     """One hypervisor host, and the adapter connection of this request.
@@ -32,7 +35,8 @@ class HostContext(RequestResource):
         self.hypervisor_type = parent.hypervisor_type
         # Decoded here, before any validator runs, so that a request without
         # valid credentials gets a 401 whatever else is wrong with it.
-        self.credentials = parse_token(self.request.headers.get(HEADER))
+        self.credentials = parse_token(
+            self.request.environ.get(HEADER_ENVIRON_KEY))
         self._adapter = None
         self._lease = None
 
