@@ -66,7 +66,10 @@ class ThreadWorker(gthread.ThreadWorker):
     NOTE: a new connection that sends nothing keeps a thread waiting for
     up to gunicorn's DEFAULT_WORKER_DATA_TIMEOUT (5 s) before the worker's
     poller takes it over, so `threads` such clients stop a worker from
-    accepting for that long.
+    accepting for that long. And the check sees only the moment of accept:
+    a worker that serves each request before the next connection comes can
+    take every connection of a keep-alive client such as wrk while the
+    other worker is not scheduled, and keeps them as long as the client.
     """
 
     @classmethod
