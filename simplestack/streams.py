@@ -40,11 +40,11 @@ def set_malloc_thresholds():
     glibc raises its mmap threshold to the size of the largest block freed
     so far, and trims a heap whose free top grows past twice that size. An
     image stream passes through buffers of about 1 MiB of varying sizes
-    (gunicorn's request body, http.client's, the SSL module's), and under
-    the moving thresholds many of them came from fresh pages. A thread that
-    read 1 GiB through gunicorn's request body (2 cores, glibc 2.36) took
-    400000 to 860000 page faults and 1.2 to 2.2 s of CPU. With these
-    thresholds it took at most 1400 faults and 0.4 to 0.5 s.
+    (gunicorn's request body, http.client's responses), and under the
+    moving thresholds many of them came from fresh pages. On a VM of 2
+    cores with glibc 2.36, a thread that read 1 GiB through gunicorn's
+    request body took 400000 to 860000 page faults and 1.2 to 2.2 s of CPU.
+    With these thresholds it took at most 1400 faults and 0.4 to 0.5 s.
     tests/test_malloc_thresholds.py counts the faults of such a read.
     Does nothing on another C library or when MALLOC_ENVIRONMENT is set.
     """
