@@ -10,8 +10,11 @@ summary line shows which thread of which worker served a request.
 import http.client
 import os
 import re
+import shutil
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -23,6 +26,7 @@ from tests.conftest import make_token
 from tests.derived_servers import derive_ini
 from tests.operations.servers import PRODUCTION_INI, ProductionServer
 from tests.operations.test_production import worker_pids
+from tests.server import ROOT, free_port, stop_process, wait_until_listening
 from tests.simulators.fixtures import XapiSimulator
 
 WORKERS = 2
@@ -237,3 +241,43 @@ def test_reload_keeps_worker_class(server, simulator):
     lines = send_burst(server, simulator, "reloaded")
     assert {int(line["pid"]) for line in lines.values()} == set(workers)
     assert_one_thread_each(lines)
+
+
+def test_paste_with_config_file(tmp_path):
+    """``gunicorn --paste`` ignores [server:main], so a gunicorn
+    configuration file names the worker class."""
+    port = free_port()
+    config = tmp_path / "gunicorn.conf.py"
+    config.write_text(
+        "bind = '127.0.0.1:%d'\n"
+        "worker_class = 'simplestack.gunicorn_worker.ThreadWorker'\n"
+        "workers = 2\n"
+        "threads = 2\n"
+        "control_socket = %r\n" % (port, str(tmp_path / "gunicorn.ctl")))
+    log_path = tmp_path / "gunicorn.log"
+    gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [gunicorn, "--paste", PRODUCTION_INI,
+             "--paste-global", "http_port=%d" % port, "-c", str(config)],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_until_listening(process, port, 30, "gunicorn",
+                             log_path.read_text)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            status, headers = get(connection, "/healthz")
+            assert status == 200
+            assert headers.get("Connection", "").lower() != "close"
+        finally:
+            connection.close()
+    finally:
+        stop_process(process)
+        shutil.rmtree(os.path.join(ROOT, ".state", "metrics", str(port)),
+                      ignore_errors=True)
+
+    assert process.returncode == 0
+    log_text = log_path.read_text()
+    assert ("Using worker: simplestack.gunicorn_worker.ThreadWorker"
+            in log_text)
+    assert "Shutting down: Master" in log_text
