@@ -31,9 +31,10 @@ MiB through ``/import_raw_vdi`` and attaches it to a halted guest, whose
 XVA export is then the image. Direct transfers are HTTPS requests to the
 simulator's ``/export`` and ``/import`` handlers. The service transfers are
 the same API requests as on libvirt, with an ``application/x-xva`` body.
-On Xen, every timed import follows an untimed direct import, the two
-imports change places from one round to the next, and the removal of an
-imported guest is not timed (see ``measure_xen``).
+On Xen, a direct import passes a task and ends when the task does, as
+the service's does. Every timed import follows an untimed direct import,
+the two imports change places from one round to the next, and the removal
+of an imported guest is not timed (see ``measure_xen``).
 """
 
 import argparse
@@ -55,6 +56,7 @@ import libvirt
 import XenAPI
 from throughput import TOKEN, TOKEN_HEADER, Server
 
+from simplestack.adapters.xen.tasks import task_result_refs
 from tests.backends import unique_name
 from tests.libvirt_fixtures import temporary_pool
 from tests.simulators.fixtures import XapiSimulator
@@ -481,23 +483,29 @@ def measure_xen(folder, size, rounds, block):
             service = Service(server, "/xen/" + simulator.netloc, token)
 
             def direct_import():
-                before = set(xapi.VM.get_all())
+                # As the Xen adapter does, pass a task and wait until it
+                # ends: the handler responds before it has read the body,
+                # and the VM exists from the start of the import.
+                task = xapi.task.create("bench import", "")
                 with open(xva_path, "rb") as body:
-                    handlers.upload("import", {"sr_id": sr}, body, xva_size)
-                # The handler responds before it has read the body, and
-                # the new guest appears when its task ends.
+                    handlers.upload("import", {"sr_id": sr, "task_id": task},
+                                    body, xva_size)
                 deadline = time.monotonic() + 60
                 while True:
-                    new = set(xapi.VM.get_all()) - before
-                    if new:
+                    record = xapi.task.get_record(task)
+                    if record["status"] != "pending":
                         break
                     if time.monotonic() > deadline:
-                        raise RuntimeError("the direct import made no VM "
+                        raise RuntimeError("the direct import did not end "
                                            "within 60 s")
                     time.sleep(0.05)
+                xapi.task.destroy(task)
+                if record["status"] != "success":
+                    raise RuntimeError("the direct import failed: %s"
+                                       % record["error_info"])
 
                 def remove_new_vms():
-                    for ref in new:
+                    for ref in task_result_refs(record["result"]):
                         destroy_vm(xapi, ref)
 
                 return remove_new_vms
