@@ -531,10 +531,10 @@ def measure_xen(folder, size, rounds, block):
             ]
 
             def steps(number):
-                # In this VM, some imports cost the simulator about 1.3 s
-                # more of system CPU per 512 MiB than others, writing their
-                # disk into pages the kernel had not used for a while. The
-                # first import after the exports got them most often, so
+                # On the machine of bench/README.md, some imports cost the
+                # simulator about 1.3 s more of system CPU per 512 MiB
+                # than others, while it wrote the disk file. The first
+                # import after the exports was most often one of them, so
                 # each timed import follows an untimed one, and the two
                 # sides take turns in going first.
                 first, second = imports if number % 2 == 0 else imports[::-1]
