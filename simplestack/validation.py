@@ -25,7 +25,9 @@ def read_from_client(stream, size):
     """Read up to ``size`` bytes of the request body from ``stream``.
 
     Raises RequestTimeout when the client sends nothing for
-    simplestack.client_timeout seconds (gunicorn's socket timeout).
+    simplestack.client_timeout seconds (gunicorn's socket timeout), and
+    InvalidArguments when the client resets the connection. A client that
+    closes its side cleanly makes the read return fewer bytes instead.
     """
     try:
         return stream.read(size)
@@ -33,6 +35,12 @@ def read_from_client(stream, size):
         raise errors.RequestTimeout(
             "the client sent no request body data within the time limit "
             "(simplestack.client_timeout)") from error
+    except ConnectionError as error:
+        # Left alone, the error became a 500, or a 502 that blamed the
+        # hypervisor when an adapter was sending the body on.
+        raise errors.InvalidArguments(
+            "the client closed the connection before sending the whole "
+            "request body (%s)" % type(error).__name__) from error
 
 
 def read_json_body(request, reader=None):
