@@ -39,6 +39,8 @@ POINTERS = {member: (target[0], target[1])
 # class -> ((field name, computed from REVERSE_FIELDS), ...) in API order.
 _RECORD_FIELDS = {cls: tuple((name, (cls, name) in REVERSE_FIELDS) for name in fields)
                   for cls, fields in CLASSES.items()}
+_COMPUTED_FIELDS = {cls: tuple(name for name, computed in fields if computed)
+                    for cls, fields in _RECORD_FIELDS.items()}
 
 # Events kept for event.from; a token older than the oldest kept event
 # gets EVENTS_LOST, as on a real host whose event buffer has wrapped.
@@ -109,6 +111,11 @@ class Database:
                 value = _copy(value)
             result[name] = value
         return result
+
+    def computed_fields(self, cls, ref):
+        """Return the values of the record's computed set fields, in API order."""
+        return tuple(self.members(cls, ref, name)
+                     for name in _COMPUTED_FIELDS[cls])
 
     def all(self, cls):
         return list(self.tables[cls])

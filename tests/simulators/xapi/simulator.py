@@ -11,6 +11,7 @@ from . import dispatch, wire
 from . import operations, tasks, vm  # noqa: F401  (they register handlers)
 from .disks import DiskStore
 from .errors import Failure
+from .marshalled import RecordCache
 from .model import Database, now
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,7 @@ class Simulator:
                  login_failure_delay=0.0, task_delay=0.0, disk_dir=None,
                  dynamic_memory_control=True):
         self.db = Database()
+        self.marshalled = RecordCache(self.db)
         self.stats = Stats()
         self.faults = Faults()
         self.latency = latency

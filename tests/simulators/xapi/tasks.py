@@ -187,7 +187,9 @@ def _event(sim, event_id, cls, ref, operation):
     event = {"id": event_id, "timestamp": "%.6f" % time.time(),
              "class": cls.lower(), "operation": operation, "ref": ref}
     if operation != "del":
-        event["snapshot"] = sim.db.record(cls, ref)
+        # Marshalled here, under the database lock: the text is that of
+        # the record as it is now, and an unchanged record's text is reused.
+        event["snapshot"] = sim.marshalled.record(cls, ref)
     return event
 
 

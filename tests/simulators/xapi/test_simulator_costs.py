@@ -5,7 +5,9 @@ the progress of an XVA import task."""
 import datetime
 import http.client
 import os
+import re
 import time
+import xmlrpc.client
 
 import pytest
 
@@ -95,6 +97,78 @@ def test_event_buffer_keeps_last_events(simulator, monkeypatch):
         call(simulator, "event.from", session, ["pool"],
              "%020d" % (oldest_kept - 1), 0.0)
     assert raised.value.description == ["EVENTS_LOST"]
+
+
+
+def snapshot_texts(simulator, session):
+    """Return {ref: the snapshot text of the record} from one event.from
+    over XML-RPC, each text as the response carries it."""
+    body = xmlrpc.client.dumps((session, ["VM", "VBD"], "", 0.0),
+                               "event.from").encode()
+    response = simulator.handle_xmlrpc(body, simulator.master_address).decode()
+    texts = {}
+    for event in response.split("<member><name>id</name>")[1:]:
+        ref = re.search(r"<name>ref</name><value>([^<]*)</value>", event).group(1)
+        opening = "<member><name>snapshot</name>"
+        start = event.index(opening) + len(opening)
+        texts[ref] = event[start:event.index("</member></struct></value>"
+                                             "</member></struct></value>", start)
+                           + len("</member></struct></value>")]
+    return texts
+
+
+def marshal_now(simulator, cls, ref):
+    return wire.value_fragment(simulator.db.record(cls, ref))
+
+
+def test_event_snapshots_match_records(simulator):
+    session = call(simulator, "session.login_with_password", "root", "simulator")
+    for _ in range(2):  # the second call reuses the texts
+        texts = snapshot_texts(simulator, session)
+        assert len(texts) == len(simulator.db.all("VM")) + len(simulator.db.all("VBD"))
+        for ref, text in texts.items():
+            cls = "VM" if simulator.db.exists("VM", ref) else "VBD"
+            assert text == marshal_now(simulator, cls, ref)
+
+
+def test_event_snapshots_follow_in_place_changes(simulator):
+    session = call(simulator, "session.login_with_password", "root", "simulator")
+    vm = next(ref for ref in simulator.db.all("VM")
+              if not simulator.db.get("VM", ref)["is_control_domain"])
+    stored = simulator.db.get("VM", vm)
+    snapshot_texts(simulator, session)
+
+    # Each change below is made without an event, as some handlers do,
+    # and each keeps the record equal under == or changes only a type.
+    changes = [
+        lambda: stored["other_config"].update(cached="no"),
+        lambda: stored.update(is_a_template=0),
+        lambda: stored.update(is_a_template=0.0),
+        lambda: stored.update(is_a_template=False),
+        lambda: stored.update(other_config=dict(
+            reversed(list(stored["other_config"].items())))),
+        lambda: stored.update(VCPUs_max=wire.Int32(stored["VCPUs_max"])),
+    ]
+    previous = snapshot_texts(simulator, session)[vm]
+    for change in changes:
+        change()
+        text = snapshot_texts(simulator, session)[vm]
+        assert text == marshal_now(simulator, "VM", vm)
+        assert text != previous
+        previous = text
+
+
+def test_event_snapshots_follow_computed_fields(simulator):
+    session = call(simulator, "session.login_with_password", "root", "simulator")
+    vbd = next(ref for ref in simulator.db.all("VBD")
+               if not simulator.db.get("VBD", ref)["currently_attached"])
+    vm = simulator.db.get("VBD", vbd)["VM"]
+    before = snapshot_texts(simulator, session)[vm]
+    assert vbd in before
+    call(simulator, "VBD.destroy", session, vbd)
+    after = snapshot_texts(simulator, session)[vm]
+    assert vbd not in after
+    assert after == marshal_now(simulator, "VM", vm)
 
 
 def transfer(port, method, path, body=None):

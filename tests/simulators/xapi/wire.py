@@ -16,6 +16,15 @@ class Int32(int):
     """An int that XAPI sends as a 32-bit XML-RPC ``<i4>`` (event counts)."""
 
 
+class Marshalled:
+    """A value's XML-RPC text, which the writer copies as it is."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text):
+        self.text = text
+
+
 def format_datetime(value):
     return value.strftime("%Y%m%dT%H:%M:%SZ")
 
@@ -84,7 +93,9 @@ def _write_struct(value, out):
 
 
 def _write_other(value, out):
-    if isinstance(value, bool):
+    if type(value) is Marshalled:
+        out.append(value.text)
+    elif isinstance(value, bool):
         out.append("<value><boolean>%d</boolean></value>" % value)
     elif isinstance(value, Int32):
         out.append("<value><i4>%d</i4></value>" % value)
