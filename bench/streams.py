@@ -15,8 +15,9 @@ and discarded. The script prints throughputs, the ratios service/direct
 (target: at least 0.9) and the RSS growth (target: at most 32 MB), then
 removes what it made and stops the service and the simulator by their pid.
 It also prints the CPU seconds per GiB of the gunicorn workers, of the XAPI
-simulator and of the client (this process) for each kind of transfer. They
-vary less with the load of other jobs than the throughputs do.
+simulator (and the system part of it) and of the client (this process) for
+each kind of transfer. They vary less with the load of other jobs than the
+throughputs do.
 
 libvirt needs the daemon of scripts/libvirtd (qemu:///system, as root). The
 script creates a directory pool ``sstest-bench-pool-*`` in the test image
@@ -244,14 +245,16 @@ def rate(size, seconds):
     return size / seconds / MIB
 
 
-def cpu_seconds(pids):
-    """Return the user and system CPU seconds of ``pids``, all threads
-    included, read from /proc (Linux)."""
+def cpu_seconds(pids, system_only=False):
+    """Return the CPU seconds of ``pids``, user and system or system only,
+    all threads included, read from /proc (Linux)."""
     total = 0
     for pid in pids:
         with open("/proc/%d/stat" % pid) as stat:
             fields = stat.read().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
+        total += int(fields[12])
+        if not system_only:
+            total += int(fields[11])
     return total / CLOCK_TICKS
 
 
@@ -264,10 +267,11 @@ def run_rounds(rounds, size, steps, workers, hypervisor_pids=()):
     function, which runs after the measurement, untimed.
 
     Return ({kind: [seconds]}, {kind: [RSS growth in bytes]},
-    {kind: [(worker, hypervisor, client) CPU seconds]}). The workers' CPU
-    time counts only for transfers through the service. ``hypervisor_pids``
-    are the processes on the other end (the XAPI simulator); without them
-    the hypervisor's CPU time is None. The client is this process.
+    {kind: [(worker, hypervisor, client, hypervisor system) CPU seconds]}).
+    The workers' CPU time counts only for transfers through the service.
+    ``hypervisor_pids`` are the processes on the other end (the XAPI
+    simulator); without them the hypervisor's CPU times are None. The
+    client is this process.
     """
     steps_of_round = steps if callable(steps) else lambda number: steps
     measured = [step for step in steps_of_round(0) if step[0] is not None]
@@ -280,7 +284,8 @@ def run_rounds(rounds, size, steps, workers, hypervisor_pids=()):
                 run_cleanup(function())
                 continue
             before = (cpu_seconds(workers), cpu_seconds(hypervisor_pids),
-                      time.process_time())
+                      time.process_time(),
+                      cpu_seconds(hypervisor_pids, system_only=True))
             if through:
                 with RssSampler(workers) as sampler:
                     seconds, cleanup = timed(function)
@@ -288,22 +293,25 @@ def run_rounds(rounds, size, steps, workers, hypervisor_pids=()):
             else:
                 seconds, cleanup = timed(function)
             after = (cpu_seconds(workers), cpu_seconds(hypervisor_pids),
-                     time.process_time())
+                     time.process_time(),
+                     cpu_seconds(hypervisor_pids, system_only=True))
             run_cleanup(cleanup)
             used = [end - start for start, end in zip(before, after)]
             if not through:
                 used[0] = 0.0
             if not hypervisor_pids:
-                used[1] = None
+                used[1] = used[3] = None
             times[kind].append(seconds)
             cpu[kind].append(tuple(used))
         print("round %d: %s" % (number + 1, ", ".join(
             "%s %.0f MiB/s" % (kind, rate(size, values[-1]))
             for kind, values in times.items())), file=sys.stderr)
-        print("  CPU s (worker/hypervisor/client): %s" % ", ".join(
+        cpu_text = ", ".join(
             "%s %s" % (kind, "/".join(format_seconds(value)
                                       for value in values[-1]))
-            for kind, values in cpu.items()), file=sys.stderr)
+            for kind, values in cpu.items())
+        print("  CPU s (worker/hypervisor/client/hypervisor system): %s"
+              % cpu_text, file=sys.stderr)
     return times, growth, cpu
 
 
@@ -597,12 +605,14 @@ def main():
                       "met" if ratio >= TARGET_RATIO else "missed", peak,
                       "met" if peak <= TARGET_RSS_GROWTH_MB else "missed"))
             print("  median CPU s per GiB: service side: worker %s, "
-                  "hypervisor %s, client %s; direct side: hypervisor "
-                  "%s, client %s" % (
+                  "hypervisor %s (system %s), client %s; direct side: "
+                  "hypervisor %s (system %s), client %s" % (
                       cpu_per_gib(cpu["service " + kind], 0, length),
                       cpu_per_gib(cpu["service " + kind], 1, length),
+                      cpu_per_gib(cpu["service " + kind], 3, length),
                       cpu_per_gib(cpu["service " + kind], 2, length),
                       cpu_per_gib(cpu["direct " + kind], 1, length),
+                      cpu_per_gib(cpu["direct " + kind], 3, length),
                       cpu_per_gib(cpu["direct " + kind], 2, length)))
     print("load average at end %.1f" % os.getloadavg()[0])
 
