@@ -18,16 +18,37 @@ kernel keeps them in the listen queue for the other workers. Name it in
 gunicorn's ``worker_class`` setting:
 ``simplestack.gunicorn_worker.ThreadWorker``.
 
-The class overrides two methods of gunicorn's ``ThreadWorker`` and reads
+gunicorn's worker closes a finished connection in its main loop and waits
+there up to 2 s for the client's end of stream. Clients that take a
+"Connection: close" response and keep their side open so stalled the
+whole worker for 2 s each. This worker waits for that end of stream in
+its poller instead.
+
+The class overrides four methods of gunicorn's ``ThreadWorker`` and reads
 four of its attributes. ``check_config`` and ``__init__`` raise
 RuntimeError when the installed gunicorn lacks one of them.
 """
 
+import selectors
+import socket
+import time
+from functools import partial
+
 import gunicorn
+from gunicorn import util
 from gunicorn.workers import gthread
 
 #: Methods of gunicorn's ThreadWorker that this worker overrides.
-OVERRIDDEN_METHODS = ("accept", "set_accept_enabled")
+OVERRIDDEN_METHODS = (
+    "accept", "set_accept_enabled", "finish_request", "murder_keepalived")
+#: Seconds that a connection closed after its response waits for the
+#: client's end of stream, and the maximum request bytes it reads
+#: meanwhile. Unread bytes would make the kernel reset the connection
+#: before the client has read the response (RFC 9112 section 9.6). These
+#: are the defaults of gunicorn 27.0.1's util.close_graceful.
+LINGER_SECONDS = 2.0
+LINGER_MAX_BYTES = 65536
+LINGER_READ_BYTES = 4096
 #: Attributes of a gunicorn ThreadWorker that this worker reads: the count
 #: of its open connections, the ones waiting in keep-alive and in the
 #: poller for their first bytes, and its worker_connections.
@@ -86,6 +107,9 @@ class ThreadWorker(gthread.ThreadWorker):
                    if not hasattr(self, name)]
         if missing:
             raise_unsupported(missing)
+        # Socket -> [deadline, bytes read] of the connections that wait in
+        # the poller for their client's end of stream.
+        self.lingering_sockets = {}
 
     def busy_connections(self):
         """Return the number of connections handed to the thread pool: in
@@ -111,3 +135,66 @@ class ThreadWorker(gthread.ThreadWorker):
             super().accept(listener)
         if not self.can_take_connection():
             super().set_accept_enabled(False)
+
+    def finish_request(self, conn, fs):
+        # Runs in the main loop. gunicorn's own close of a finished
+        # connection waits there for the client (util.close_graceful).
+        # NOTE: TLS connections (certfile set) still close that way.
+        if (self.cfg.is_ssl or fs.cancelled() or fs.exception() is not None
+                or fs.result()):
+            super().finish_request(conn, fs)
+            return
+        self.nr_conns -= 1
+        self.close_after_linger(conn.sock)
+
+    def close_after_linger(self, sock):
+        """Send the end of stream on ``sock`` and close it once the client
+        has closed its side, or after LINGER_SECONDS, without blocking.
+
+        A socket that the request's thread already closed (gunicorn does
+        so when a response fails after its headers) is left as it is.
+        """
+        if sock.fileno() == -1:
+            return
+        try:
+            sock.setblocking(False)
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            util.close(sock)
+            return
+        self.lingering_sockets[sock] = [time.monotonic() + LINGER_SECONDS, 0]
+        self.poller.register(sock, selectors.EVENT_READ,
+                             partial(self.read_lingering, sock))
+
+    def read_lingering(self, sock, _fileobj):
+        state = self.lingering_sockets[sock]
+        while state[1] < LINGER_MAX_BYTES:
+            try:
+                data = sock.recv(LINGER_READ_BYTES)
+            except BlockingIOError:
+                return
+            except OSError:
+                break
+            if not data:
+                break
+            state[1] += len(data)
+        self.close_lingering(sock)
+
+    def close_lingering(self, sock):
+        del self.lingering_sockets[sock]
+        try:
+            self.poller.unregister(sock)
+        except (KeyError, ValueError):
+            pass
+        util.close(sock)
+
+    def murder_keepalived(self, force=False):
+        # gunicorn's loop calls this on every turn and, with force=True,
+        # once before the worker exits.
+        super().murder_keepalived(force)
+        now = time.monotonic()
+        expired = [sock for sock, (deadline, _)
+                   in self.lingering_sockets.items()
+                   if force or deadline <= now]
+        for sock in expired:
+            self.close_lingering(sock)
