@@ -46,12 +46,25 @@ STANDARD_RECORD_ATTRIBUTES = frozenset(
         "message", "asctime"}
 
 
+# The request id of the response body that this thread sends after its
+# request has ended, such as an image export (set_stream_request_id).
+_stream_request = threading.local()
+
+
 def current_request_id():
     """Return the id of the request that this thread handles, or None."""
     request = get_current_request()
     if request is None:
-        return None
+        return getattr(_stream_request, "request_id", None)
     return request.environ.get("simplestack.request_id")
+
+
+def set_stream_request_id(request_id):
+    """Make ``request_id`` the id that current_request_id returns in this
+    thread while no request is current; return the id it replaces."""
+    previous = getattr(_stream_request, "request_id", None)
+    _stream_request.request_id = request_id
+    return previous
 
 
 # The last whole second that utc_time_text formatted, and its text up to

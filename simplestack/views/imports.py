@@ -11,7 +11,7 @@ import logging
 
 import colander
 
-from simplestack import errors, schemas
+from simplestack import errors, logs, schemas
 from simplestack.resources.host import close_adapter
 from simplestack.streams import stream_slots
 from simplestack.validation import (
@@ -179,20 +179,31 @@ class StreamBody:
         # The stream's iterator after ``first``, a chunk read already.
         self.chunks = iter(stream) if chunks is None else chunks
         self.first = first
+        # The server reads the body after the request has ended, so the
+        # log lines of the stream's end get the request id from here.
+        self.request_id = logs.current_request_id()
 
     def __iter__(self):
+        return self
+
+    def __next__(self):
+        previous_id = logs.set_stream_request_id(self.request_id)
         try:
-            first, self.first = self.first, b""
-            if first:
-                yield first
-            for chunk in self.chunks:
-                yield chunk
+            if self.first:
+                first, self.first = self.first, b""
+                return first
+            return next(self.chunks)
+        except StopIteration:
+            raise
         except Exception:
             logger.exception("the image stream from %s host %s failed",
                              self.adapter.type_name, self.adapter.host)
             raise
+        finally:
+            logs.set_stream_request_id(previous_id)
 
     def close(self):
+        previous_id = logs.set_stream_request_id(self.request_id)
         try:
             self.stream.close()
         except Exception:
@@ -202,3 +213,4 @@ class StreamBody:
                 close_adapter(self.adapter)
                 self.adapter = None
             self.slot.release()
+            logs.set_stream_request_id(previous_id)
