@@ -4,6 +4,9 @@ import pytest
 
 from simplestack.adapters.base import Credentials
 from simplestack.adapters.xen import XenAdapter
+from simplestack.adapters.xen.constants import GUEST_CLASSES
+from simplestack.adapters.xen.records import (
+    GUEST_LIST_FIELDS, guest_record, is_guest)
 from tests.simulators.fixtures import XapiSimulator
 
 GUEST_COUNTS = (10, 1000)
@@ -23,8 +26,12 @@ def seeded_simulators():
 
 
 def list_with_counts(simulator, method):
-    """Call ``method`` of an opened adapter; return (result, the XAPI calls
-    the simulator counted, the calls the adapter counted)."""
+    """Call ``method`` of an opened adapter and return (result, the XAPI
+    calls the simulator counted, the calls the adapter counted).
+
+    ``method`` is the name of an adapter method or a function that takes
+    the adapter.
+    """
     config = XenAdapter.parse_settings(
         "xen", {"ca_bundle": simulator.ca_bundle})
     adapter = XenAdapter("xen", simulator.netloc, Credentials(
@@ -33,7 +40,8 @@ def list_with_counts(simulator, method):
     try:
         simulator.reset_stats()
         before = adapter.calls
-        result = getattr(adapter, method)()
+        result = method(adapter) if callable(method) else \
+            getattr(adapter, method)()
         counted = simulator.stats()["calls"]
         return result, counted, adapter.calls - before
     finally:
@@ -63,6 +71,26 @@ def test_list_guests_records_complete(seeded_simulators):
     for guest in guests:
         assert guest["hdd"] == 10
         assert guest["memory"] == 512
+
+
+def test_list_guests_matches_whole_records(seeded_simulators):
+    # list_guests converts only GUEST_LIST_FIELDS of each record, so the
+    # records built from whole records must be the same.
+    for simulator in seeded_simulators.values():
+        guests, _calls, _adapter_calls = list_with_counts(simulator,
+                                                          "list_guests")
+        loaded, _calls, _adapter_calls = list_with_counts(
+            simulator, lambda adapter: adapter._load_classes(GUEST_CLASSES))
+        metrics = loaded["VM_guest_metrics"]
+        whole = sorted((
+            guest_record(vm, loaded["VBD"], loaded["VDI"],
+                         metrics.get(vm["guest_metrics"]), loaded["host"])
+            for vm in loaded["VM"].values() if is_guest(vm)),
+            key=lambda record: record["id"])
+
+        assert len(loaded["VM"][next(iter(loaded["VM"]))]) > \
+            len(GUEST_LIST_FIELDS["VM"])
+        assert guests == whole
 
 
 @pytest.mark.parametrize("method, calls", [

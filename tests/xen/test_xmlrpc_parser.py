@@ -1,6 +1,7 @@
 """The Xen adapter's XML-RPC response parser returns what xmlrpc.client
 returns, and raises what it raises."""
 
+import copy
 import xmlrpc.client
 
 import pytest
@@ -10,6 +11,30 @@ from simplestack.adapters.xen import xmlrpc_parser
 from tests.xen_fixtures import CATransport
 
 LIST_CLASSES = ["VM", "VBD", "VDI", "VM_guest_metrics", "host"]
+EVENT_FIELDS = {"vm": frozenset(("uuid", "name_label", "other_config")),
+                "vdi": frozenset(("uuid",))}
+
+
+def event_batch(*events):
+    """Return a response of XAPI's event.from form with ``events``, each
+    the XML of one ``<value>``."""
+    return response(
+        "<value><struct><member><name>Status</name><value>Success</value>"
+        "</member><member><name>Value</name><value><struct><member><name>"
+        "events</name><value><array><data>%s</data></array></value></member>"
+        "<member><name>token</name><value>7</value></member></struct>"
+        "</value></member></struct></value>" % "".join(events))
+
+
+def event(members):
+    return "<value><struct>%s</struct></value>" % "".join(
+        "<member><name>%s</name>%s</member>" % item for item in members)
+
+
+SNAPSHOT = ("<value><struct><member><name>uuid</name><value>u</value>"
+            "</member><member><name>power_state</name><value>Halted</value>"
+            "</member><member><name>other_config</name><value><struct>"
+            "</struct></value></member></struct></value>")
 
 
 def standard(body):
@@ -30,6 +55,24 @@ def outcome(parse, body):
 def response(value_xml):
     return ("<?xml version='1.0'?>\n<methodResponse><params><param>%s"
             "</param></params></methodResponse>\n" % value_xml).encode()
+
+
+def restricted(params, event_fields):
+    """Return ``params`` of an event.from response with the snapshots of
+    the classes in ``event_fields`` cut to the fields named there."""
+    value = copy.deepcopy(params)
+    events = value[0].get("Value", {}).get("events", []) \
+        if isinstance(value[0], dict) and \
+        isinstance(value[0].get("Value"), dict) else []
+    for event in events if isinstance(events, list) else []:
+        cls = event.get("class") if isinstance(event, dict) else None
+        names = event_fields.get(cls.lower()) if isinstance(cls, str) \
+            else None
+        snapshot = event.get("snapshot") if names is not None else None
+        if isinstance(snapshot, dict):
+            event["snapshot"] = {key: item for key, item in snapshot.items()
+                                 if key in names}
+    return value
 
 
 class RawTransport(CATransport):
@@ -58,6 +101,19 @@ def test_event_from_batch_matches(xapi_simulator):
             assert xmlrpc_parser.loads_response(body) == expected
             # The usual shape takes the fast path, not the fallback.
             assert xmlrpc_parser._fast_loads(body) == expected
+
+            cut = restricted(expected, EVENT_FIELDS)
+            assert xmlrpc_parser.loads_response(body, EVENT_FIELDS) == cut
+            assert xmlrpc_parser._fast_loads(body, EVENT_FIELDS) == cut
+            events = cut[0]["Value"]["events"]
+            vm_snapshots = [event["snapshot"] for event in events
+                            if event["class"] == "vm"]
+            assert vm_snapshots
+            for snapshot in vm_snapshots:
+                assert set(snapshot) == EVENT_FIELDS["vm"]
+            # VBD is not named, so its snapshots stay whole.
+            assert [event for event in events if event["class"] == "vbd"
+                    and len(event["snapshot"]) > 10]
     finally:
         session.xenapi.session.logout()
 
@@ -114,3 +170,41 @@ def test_event_from_batch_matches(xapi_simulator):
 def test_odd_document_matches(body):
     assert outcome(xmlrpc_parser.loads_response, body) == \
         outcome(standard, body)
+    # Without XAPI's event.from form, event_fields changes nothing.
+    assert outcome(lambda text: xmlrpc_parser.loads_response(
+        text, EVENT_FIELDS), body) == outcome(standard, body)
+
+
+@pytest.mark.parametrize("body", [
+    # The snapshot comes before the class.
+    event_batch(event([("snapshot", SNAPSHOT), ("class", "<value>VM</value>"),
+                       ("ref", "<value>OpaqueRef:1</value>")])),
+    event_batch(event([("class", "<value>vm</value>"), ("snapshot", SNAPSHOT)]),
+                event([("class", "<value>vbd</value>"), ("snapshot", SNAPSHOT)])),
+    event_batch(event([("class", "<value>vm</value>"),
+                       ("operation", "<value>del</value>")])),
+    event_batch(event([("class", "<value><i4>3</i4></value>"),
+                       ("snapshot", SNAPSHOT)])),
+    event_batch(event([("snapshot", SNAPSHOT)])),
+    event_batch(event([("class", "<value>vm</value>"),
+                       ("snapshot", "<value>text</value>")])),
+    event_batch("<value>not a struct</value>"),
+    event_batch(event([("class", "<value>vm</value>"), ("snapshot", SNAPSHOT),
+                       ("snapshot", SNAPSHOT.replace(">u<", ">second<"))])),
+    # A bad number in a kept field fails as before.
+    event_batch(event([("class", "<value>vm</value>"), ("snapshot", SNAPSHOT
+                       .replace("<value>u</value>", "<value><int>x</int>"
+                                "</value>"))])),
+    event_batch(event([("class", "<value>vm</value>"), ("snapshot", SNAPSHOT
+                       .replace("<name>power_state</name>", "<name>a</name>"
+                                "<name>b</name>"))])),
+    response("<value><struct><member><name>Value</name><value><struct><member>"
+             "<name>events</name><value>none</value></member></struct></value>"
+             "</member></struct></value>"),
+])
+def test_event_fields_cut_only_snapshots(body):
+    expected = outcome(standard, body)
+    if expected[0] == "value":
+        expected = ("value", restricted(expected[1], EVENT_FIELDS))
+    assert outcome(lambda text: xmlrpc_parser.loads_response(
+        text, EVENT_FIELDS), body) == expected

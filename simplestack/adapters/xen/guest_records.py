@@ -2,7 +2,7 @@
 
 from simplestack.adapters.xen.constants import GUEST_CLASSES, NULL_REF
 from simplestack.adapters.xen.records import (
-    disk_vbds, guest_record, is_guest)
+    GUEST_LIST_FIELDS, disk_vbds, guest_record, is_guest)
 
 
 class GuestRecordsMixin:
@@ -11,7 +11,7 @@ class GuestRecordsMixin:
     def list_guests(self):
         # One event.from call returns every VM, VBD, VDI, guest metrics
         # and host record, whatever the number of guests.
-        loaded = self._load_classes(GUEST_CLASSES)
+        loaded = self._load_classes(GUEST_CLASSES, GUEST_LIST_FIELDS)
         metrics = loaded["VM_guest_metrics"]
         records = [
             guest_record(vm, loaded["VBD"], loaded["VDI"],

@@ -65,16 +65,27 @@ class LookupsMixin:
             self._remember(ref, record)
         return records
 
-    def _load_classes(self, classes):
+    def _load_classes(self, classes, fields=None):
         """Read every object of ``classes`` with one event.from call.
 
         An empty token makes XAPI return each object of the classes as an
         "add" event carrying its record. Returns {class: {ref: record}}
-        with the class names as given.
+        with the class names as given. ``fields`` maps class names to the
+        fields to keep in their records, so that the response parser
+        converts only those; the records of other classes are whole.
         """
         requested = {cls.lower(): cls for cls in classes}
         loaded = {cls: {} for cls in classes}
-        batch = self._call("event.from", list(classes), "", 0.0)
+        if fields:
+            transport = self.session.transport
+            transport.event_fields = {
+                cls.lower(): frozenset(names) for cls, names in fields.items()}
+            try:
+                batch = self._call("event.from", list(classes), "", 0.0)
+            finally:
+                transport.event_fields = None
+        else:
+            batch = self._call("event.from", list(classes), "", 0.0)
         for event in batch["events"]:
             cls = requested.get(str(event.get("class", "")).lower())
             if cls is None or event.get("operation") == "del" or \

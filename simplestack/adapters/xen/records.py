@@ -81,6 +81,20 @@ def disk_record(vbd, vdi):
     }
 
 
+#: The fields of each class that list_guests reads: those that guest_record,
+#: is_guest and disk_vbds read, and ``uuid``, which error messages show.
+GUEST_LIST_FIELDS = {
+    "VM": ("uuid", "name_label", "VCPUs_at_startup", "memory_static_max",
+           "HVM_boot_policy", "power_state", "guest_metrics", "resident_on",
+           "VBDs", "is_a_template", "is_a_snapshot", "is_control_domain",
+           "is_default_template", "other_config"),
+    "VBD": ("uuid", "VDI", "type", "empty", "userdevice"),
+    "VDI": ("uuid", "virtual_size"),
+    "VM_guest_metrics": ("uuid", "PV_drivers_up_to_date", "networks"),
+    "host": ("uuid", "name_label"),
+}
+
+
 def guest_record(vm, vbds, vdis, guest_metrics, hosts):
     """Build a guest record.
 

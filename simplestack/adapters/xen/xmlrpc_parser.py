@@ -14,6 +14,12 @@ element of a type listed below, and every struct member a ``name`` then a
 ``value``. Any other document, a fault included, and any error on the fast path go to
 xmlrpc.client's parser, which returns its usual result or raises its usual
 error.
+
+With ``event_fields``, the fast path converts only the named fields of the
+snapshots in an ``event.from`` batch: a guest list reads 14 of the 49
+fields of the simulator's VM record. For the batch above, that took the
+walk over the tree from about 1.5 ms to 1.0 ms, and the whole parse from
+4.8 to 4.3 ms.
 """
 
 import xml.etree.ElementTree
@@ -33,8 +39,16 @@ class _Unusual(Exception):
     """The document is outside the fast path's shape."""
 
 
-def loads_response(body):
+def loads_response(body, event_fields=None):
     """Parse the bytes of an XML-RPC response; return its params tuple.
+
+    ``event_fields`` maps lower-case class names to the field names to keep
+    in the snapshots of those classes, where the response is XAPI's
+    ``{Status, Value: {events: [...]}}`` of ``event.from``. The other
+    fields of those snapshots are left out, and everything else is
+    converted in full.
+    NOTE: a left-out field is not converted, so a bad number in it no
+    longer makes the parse fail.
 
     Raises what ``xmlrpc.client`` raises: ``Fault`` for a fault response,
     ``ResponseError``, ``ExpatError`` or ``ValueError`` for a malformed one.
@@ -42,7 +56,7 @@ def loads_response(body):
     if len(body) > MAX_FAST_BODY:
         return _standard_loads(body)
     try:
-        return _fast_loads(body)
+        return _fast_loads(body, event_fields)
     except Exception:  # an odd shape, bad XML or a bad number
         return _standard_loads(body)
 
@@ -54,7 +68,7 @@ def _standard_loads(body):
     return unmarshaller.close()
 
 
-def _fast_loads(body):
+def _fast_loads(body, event_fields=None):
     root = xml.etree.ElementTree.fromstring(body)
     if root.tag != "methodResponse" or len(root) != 1:
         raise _Unusual
@@ -64,6 +78,8 @@ def _fast_loads(body):
     param = params[0]
     if param.tag != "param" or len(param) != 1 or param[0].tag != "value":
         raise _Unusual
+    if event_fields:
+        return (_event_response(param[0], event_fields),)
     return (_value(param[0]),)
 
 
@@ -107,22 +123,108 @@ def _scalar(tag, text):
     raise _Unusual
 
 
-def _struct(element):
+def _member(member):
+    """Return (name, ``<value>`` element) of a struct member."""
+    # Unpacking raises ValueError unless the member has two elements.
+    name, value = member
+    if member.tag != "member" or name.tag != "name" or len(name) \
+            or value.tag != "value":
+        raise _Unusual
+    return name.text or "", value
+
+
+def _member_value(value):
+    return _value(value) if len(value) else value.text or ""
+
+
+def _struct(element, names=None):
+    """Convert a ``<struct>``, or only the members in ``names`` if given."""
     result = {}
     for member in element:
-        # Unpacking raises ValueError unless the member has two elements.
+        # The checks of _member, inline: this loop runs for every member.
         name, value = member
         if member.tag != "member" or name.tag != "name" or len(name) \
                 or value.tag != "value":
             raise _Unusual
+        key = name.text or ""
+        if names is not None and key not in names:
+            continue
         if len(value):
-            result[name.text or ""] = _value(value)
+            result[key] = _value(value)
         else:
-            result[name.text or ""] = value.text or ""
+            result[key] = value.text or ""
     return result
 
 
-def _array(element):
+def _typed(element, tag):
+    """Return the ``tag`` element inside ``<value>`` ``element``, or None
+    when the value contains anything else."""
+    if len(element) == 1 and element[0].tag == tag:
+        return element[0]
+    return None
+
+
+def _event_response(element, event_fields):
+    """Convert the ``<value>`` of a response like ``_value``, but with only
+    the ``event_fields`` of the snapshots of ``Value.events``."""
+    struct = _typed(element, "struct")
+    if struct is None:
+        return _value(element)
+
+    def convert_batch(batch):
+        return _struct_converting(
+            batch, "events", "array",
+            lambda events: _events(events, event_fields))
+
+    return _struct_converting(struct, "Value", "struct", convert_batch)
+
+
+def _struct_converting(element, key, tag, convert):
+    """Convert a ``<struct>`` like ``_struct``, but member ``key`` with
+    ``convert`` when its value contains a ``tag`` element."""
+    result = {}
+    for member in element:
+        name, value = _member(member)
+        typed = _typed(value, tag) if name == key else None
+        if typed is None:
+            result[name] = _member_value(value)
+        else:
+            result[name] = convert(typed)
+    return result
+
+
+def _events(element, event_fields):
+    def convert(item):
+        struct = _typed(item, "struct")
+        return _value(item) if struct is None else _event(struct, event_fields)
+
+    return _array(element, convert)
+
+
+def _event(element, event_fields):
+    result = {}
+    snapshot = None
+    for member in element:
+        name, value = _member(member)
+        if name == "snapshot":
+            # Converted once the class is known. The key keeps its place.
+            snapshot = value
+            result[name] = None
+        else:
+            result[name] = _member_value(value)
+    if snapshot is None:
+        return result
+    cls = result.get("class")
+    names = event_fields.get(cls.lower()) if isinstance(cls, str) else None
+    struct = _typed(snapshot, "struct") if names is not None else None
+    if struct is None:
+        result["snapshot"] = _member_value(snapshot)
+    else:
+        result["snapshot"] = _struct(struct, names)
+    return result
+
+
+def _array(element, convert=_value):
     data, = element
     if data.tag != "data":
         raise _Unusual
@@ -130,5 +232,5 @@ def _array(element):
     for item in data:
         if item.tag != "value":
             raise _Unusual
-        items.append(_value(item))
+        items.append(convert(item))
     return items
