@@ -18,14 +18,26 @@ kernel keeps them in the listen queue for the other workers. Name it in
 gunicorn's ``worker_class`` setting:
 ``simplestack.gunicorn_worker.ThreadWorker``.
 
+gunicorn's threads read a request's head (request line and header fields)
+without a time limit, so a few dozen clients that never finish their heads
+took every thread for good. Here a thread waits at most
+HEAD_THREAD_WAIT_SECONDS for a whole head, new connection or kept-alive.
+An incomplete head then waits in the worker's poller, which reads what
+comes without a thread, and goes back to the thread pool when complete.
+A connection that has not sent a whole head within ``keepalive`` seconds
+of its first wait is closed, as gunicorn closes idle kept-alive ones.
+This also replaces gunicorn's wait of up to 5 s in a thread for the first
+bytes of a new connection.
+
 gunicorn's worker closes a finished connection in its main loop and waits
 there up to 2 s for the client's end of stream. Clients that take a
 "Connection: close" response and keep their side open so stalled the
 whole worker for 2 s each. This worker waits for that end of stream in
 its poller instead.
 
-The class overrides four methods of gunicorn's ``ThreadWorker`` and reads
-four of its attributes. ``check_config`` and ``__init__`` raise
+The class overrides five methods of gunicorn's ``ThreadWorker``, reads
+four of its attributes, and hands a head to the parser of gunicorn's
+connection objects. ``check_config`` and ``__init__`` raise
 RuntimeError when the installed gunicorn lacks one of them.
 """
 
@@ -36,11 +48,22 @@ from functools import partial
 
 import gunicorn
 from gunicorn import util
+from gunicorn.http import unreader
+from gunicorn.http2 import negotiation
 from gunicorn.workers import gthread
 
 #: Methods of gunicorn's ThreadWorker that this worker overrides.
 OVERRIDDEN_METHODS = (
-    "accept", "set_accept_enabled", "finish_request", "murder_keepalived")
+    "accept", "set_accept_enabled", "handle", "finish_request",
+    "murder_keepalived")
+#: Seconds that a pool thread waits for the rest of a request head before
+#: it hands the connection to the worker's poller. Clients send a head in
+#: one write, so only slow or idle clients reach this limit.
+HEAD_THREAD_WAIT_SECONDS = 0.5
+#: Bytes read at once from a connection that sends its head.
+HEAD_READ_BYTES = 65536
+#: Returned by ``handle`` for a connection whose head is incomplete.
+HEAD_INCOMPLETE = object()
 #: Seconds that a connection closed after its response waits for the
 #: client's end of stream, and the maximum request bytes it reads
 #: meanwhile. Unread bytes would make the kernel reset the connection
@@ -66,11 +89,28 @@ def missing_gunicorn_parts(worker_class):
     """
     missing = [name for name in OVERRIDDEN_METHODS
                if not callable(getattr(worker_class, name, None))]
+    # What the head handling uses of gunicorn's connections and parsers.
+    for owner, name in ((gthread.TConn, "init"),
+                        (unreader.Unreader, "take_buffered"),
+                        (unreader.Unreader, "unread")):
+        if not callable(getattr(owner, name, None)):
+            missing.append("%s.%s" % (owner.__name__, name))
     run = getattr(worker_class, "run", None)
     if "set_accept_enabled" not in getattr(
             getattr(run, "__code__", None), "co_names", ()):
         missing.append("run calling set_accept_enabled")
     return missing
+
+
+def head_complete(data, start=0):
+    """Return whether ``data`` contains the end of a request head at or
+    after ``start``.
+
+    A bare LF ends a head here too, so that gunicorn's parser rejects
+    such a head at once with 400.
+    """
+    return (data.find(b"\r\n\r\n", start) != -1
+            or data.find(b"\n\n", start) != -1)
 
 
 def raise_unsupported(missing):
@@ -84,10 +124,10 @@ class ThreadWorker(gthread.ThreadWorker):
     """gthread worker that accepts a connection only while a thread of its
     pool has no work, and while it has fewer than worker_connections open.
 
-    NOTE: a new connection that sends nothing keeps a thread waiting for
-    up to gunicorn's DEFAULT_WORKER_DATA_TIMEOUT (5 s) before the worker's
-    poller takes it over, so `threads` such clients stop a worker from
-    accepting for that long. And the check sees only the moment of accept:
+    NOTE: a new connection that sends no whole head keeps a thread
+    waiting for up to HEAD_THREAD_WAIT_SECONDS before the worker's poller
+    takes it over, so `threads` such clients stop a worker from accepting
+    for that long. And the check sees only the moment of accept:
     a worker that serves each request before the next connection comes can
     take every connection of a keep-alive client such as wrk while the
     other worker is not scheduled, and keeps them as long as the client.
@@ -110,13 +150,16 @@ class ThreadWorker(gthread.ThreadWorker):
         # Socket -> [deadline, bytes read] of the connections that wait in
         # the poller for their client's end of stream.
         self.lingering_sockets = {}
+        # Connection -> deadline of the connections whose request head the
+        # poller waits for.
+        self.head_waiting = {}
 
     def busy_connections(self):
         """Return the number of connections handed to the thread pool: in
         a thread, queued for one, or done there and not yet taken back by
         the main loop."""
         return (self.nr_conns - len(self.keepalived_conns)
-                - len(self.pending_conns))
+                - len(self.pending_conns) - len(self.head_waiting))
 
     def can_take_connection(self):
         """Return whether a new connection would get a thread at once."""
@@ -136,16 +179,119 @@ class ThreadWorker(gthread.ThreadWorker):
         if not self.can_take_connection():
             super().set_accept_enabled(False)
 
+    def handle(self, conn):
+        # Runs in a pool thread.
+        # NOTE: TLS and HTTP/2 prior-knowledge connections read their first
+        # bytes in gunicorn's conn.init, so they keep gunicorn's waits.
+        if self.cfg.is_ssl or conn.is_http2 or (
+                not conn.initialized and negotiation.prior_knowledge_allowed(
+                    self.cfg, conn.client)):
+            return super().handle(conn)
+        state = self.read_head(conn, HEAD_THREAD_WAIT_SECONDS)
+        if state is not True:
+            return state
+        self.hand_head_to_parser(conn)
+        return super().handle(conn)
+
+    def read_head(self, conn, wait):
+        """Read the request head of ``conn`` for up to ``wait`` seconds.
+
+        Returns True when the head is complete, when the client closed or
+        failed, or when the head is larger than gunicorn accepts: the
+        parser then ends the request. Returns HEAD_INCOMPLETE while the
+        connection's head deadline has not passed, else False.
+        """
+        if not hasattr(conn, "head_bytes"):
+            conn.head_bytes = bytearray()
+            if conn.parser is not None:
+                # Bytes of the next request read with the previous one.
+                conn.head_bytes += conn.parser.unreader.take_buffered()
+            conn.head_deadline = time.monotonic() + self.cfg.keepalive
+        head = conn.head_bytes
+        wait_until = min(time.monotonic() + wait, conn.head_deadline)
+        conn.sock.setblocking(False)
+        complete = head_complete(head)
+        while not complete and len(head) <= self.max_head_bytes:
+            try:
+                data = conn.sock.recv(HEAD_READ_BYTES)
+            except BlockingIOError:
+                remaining = wait_until - time.monotonic()
+                if remaining <= 0:
+                    return (HEAD_INCOMPLETE
+                            if time.monotonic() < conn.head_deadline
+                            else False)
+                with selectors.DefaultSelector() as selector:
+                    selector.register(conn.sock, selectors.EVENT_READ)
+                    selector.select(remaining)
+                continue
+            except OSError:
+                return True
+            if not data:
+                return True
+            # Only the new bytes and the three before them can end the head.
+            start = max(len(head) - 3, 0)
+            head += data
+            complete = head_complete(head, start)
+        return True
+
+    @property
+    def max_head_bytes(self):
+        """The maximum size of a request head that gunicorn's parser
+        reads: its limits on the request line and on the header fields."""
+        fields = self.cfg.limit_request_fields or 100
+        field_size = self.cfg.limit_request_field_size or 8190
+        line = self.cfg.limit_request_line or 1024 * 1024
+        return line + fields * (field_size + 2) + 4
+
+    def hand_head_to_parser(self, conn):
+        head = bytes(conn.head_bytes)
+        del conn.head_bytes
+        del conn.head_deadline
+        # gunicorn's handle skips its wait for a first byte, and its
+        # parser reads these bytes before any from the socket.
+        conn.data_ready = True
+        conn.sock.setblocking(True)
+        conn.init()
+        if head:
+            conn.parser.unreader.unread(head)
+
     def finish_request(self, conn, fs):
         # Runs in the main loop. gunicorn's own close of a finished
         # connection waits there for the client (util.close_graceful).
         # NOTE: TLS connections (certfile set) still close that way.
-        if (self.cfg.is_ssl or fs.cancelled() or fs.exception() is not None
-                or fs.result()):
+        result = None
+        if not fs.cancelled() and fs.exception() is None:
+            result = fs.result()
+        if result is HEAD_INCOMPLETE:
+            self.wait_for_head(conn)
+            return
+        if self.cfg.is_ssl or result is None or result:
             super().finish_request(conn, fs)
             return
         self.nr_conns -= 1
         self.close_after_linger(conn.sock)
+
+    def wait_for_head(self, conn):
+        """Wait in the poller for the rest of the head of ``conn``."""
+        if not self.alive:
+            self.nr_conns -= 1
+            util.close(conn.sock)
+            return
+        self.head_waiting[conn] = conn.head_deadline
+        self.poller.register(conn.sock, selectors.EVENT_READ,
+                             partial(self.read_waiting_head, conn))
+
+    def read_waiting_head(self, conn, _fileobj):
+        state = self.read_head(conn, 0)
+        if state is HEAD_INCOMPLETE:
+            return
+        del self.head_waiting[conn]
+        self.poller.unregister(conn.sock)
+        if state:
+            self.enqueue_req(conn)
+        else:
+            self.nr_conns -= 1
+            util.close(conn.sock)
 
     def close_after_linger(self, sock):
         """Send the end of stream on ``sock`` and close it once the client
@@ -198,3 +344,11 @@ class ThreadWorker(gthread.ThreadWorker):
                    if force or deadline <= now]
         for sock in expired:
             self.close_lingering(sock)
+        # A stopping worker closes them at once: none has sent a request.
+        expired = [conn for conn, deadline in self.head_waiting.items()
+                   if force or not self.alive or deadline <= now]
+        for conn in expired:
+            del self.head_waiting[conn]
+            self.poller.unregister(conn.sock)
+            self.nr_conns -= 1
+            util.close(conn.sock)

@@ -215,7 +215,7 @@ def test_idle_connections_leave_room_for_new_clients(server):
 def test_gunicorn_has_worker_parts():
     assert missing_gunicorn_parts(gthread.ThreadWorker) == []
     assert missing_gunicorn_parts(base.Worker) == [
-        "accept", "set_accept_enabled", "finish_request",
+        "accept", "set_accept_enabled", "handle", "finish_request",
         "murder_keepalived", "run calling set_accept_enabled"]
 
 
