@@ -93,6 +93,19 @@ def test_list_guests_matches_whole_records(seeded_simulators):
         assert guests == whole
 
 
+def test_load_classes_keeps_named_fields(seeded_simulators):
+    # A batch of 10 guests is under the fast parser's size limit.
+    loaded, _calls, _adapter_calls = list_with_counts(
+        seeded_simulators[10],
+        lambda adapter: adapter._load_classes(GUEST_CLASSES, GUEST_LIST_FIELDS))
+
+    for cls in GUEST_CLASSES:
+        assert loaded[cls], cls
+        for record in loaded[cls].values():
+            assert set(record) <= set(GUEST_LIST_FIELDS[cls])
+            assert "uuid" in record
+
+
 @pytest.mark.parametrize("method, calls", [
     ("list_networks", {"event.from": 1}),
     ("list_hosts", {"host.get_all_records": 1}),
