@@ -129,6 +129,12 @@ class Metrics:
         if isinstance(exception, HYPERVISOR_ERRORS):
             self.hypervisor_errors.labels(hypervisor, exception.name).inc()
 
+    def stream_failed(self, hypervisor, exception):
+        """Record the exception that ended an image stream after its
+        request, whose other metrics request_finished has recorded."""
+        if isinstance(exception, HYPERVISOR_ERRORS):
+            self.hypervisor_errors.labels(hypervisor, exception.name).inc()
+
     def _request_series(self, hypervisor, endpoint, method_label, status):
         key = (hypervisor, endpoint, method_label, status)
         series = self._series.get(key)

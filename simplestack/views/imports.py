@@ -10,6 +10,7 @@ object; it is never loaded whole into memory.
 import logging
 
 import colander
+from pyramid.threadlocal import get_current_registry
 
 from simplestack import errors, logs, schemas
 from simplestack.resources.host import close_adapter
@@ -180,8 +181,9 @@ class StreamBody:
         self.chunks = iter(stream) if chunks is None else chunks
         self.first = first
         # The server reads the body after the request has ended, so the
-        # log lines of the stream's end get the request id from here.
+        # log lines and metrics of the stream's end are taken from here.
         self.request_id = logs.current_request_id()
+        self.metrics = get_current_registry().simplestack_metrics
 
     def __iter__(self):
         return self
@@ -195,9 +197,10 @@ class StreamBody:
             return next(self.chunks)
         except StopIteration:
             raise
-        except Exception:
+        except Exception as error:
             logger.exception("the image stream from %s host %s failed",
                              self.adapter.type_name, self.adapter.host)
+            self.metrics.stream_failed(self.adapter.type_name, error)
             raise
         finally:
             logs.set_stream_request_id(previous_id)

@@ -1,9 +1,11 @@
-"""Log lines of an image export written after its request has ended,
-against production.ini's gunicorn and the XAPI simulator.
+"""Log lines and metrics of an image export whose body ends after its
+request has ended, against production.ini's gunicorn and the XAPI
+simulator.
 
-The view returns before the server sends the export's body, so the lines
+The view returns before the server sends the export's body. So the lines
 that the body's end writes (a client that stops reading, a stream that
-fails) came without the request id that the summary line carries.
+fails) came without the request id that the summary line carries. A
+hypervisor error that ended the body was missing from /metrics.
 """
 
 import socket
@@ -15,7 +17,8 @@ from tests.attacks import stack
 # whose export is far larger than the socket buffers.
 from tests.attacks.test_round3_stalled_client import (  # noqa: F401,F811
     large_guest, open_sessions, production, simulator)
-from tests.attacks.test_round6_client_resets import entries_of
+from tests.attacks.test_round6_client_resets import (
+    entries_of, hypervisor_error_count)
 
 #: Bytes of the export that the client reads before it resets.
 READ_BEFORE_RESET = 1 << 20
@@ -93,4 +96,20 @@ def test_failed_export_logs_request_id(production, simulator, large_guest):
     summaries = [entry for entry in entries_of(production, request_id)
                  if entry["logger"] == "simplestack.requests"]
     assert len(summaries) == 1
+    assert stack.wait_for(lambda: open_sessions(simulator), 0) == 0
+
+
+def test_failed_export_counts_hypervisor_error(production, simulator,
+                                               large_guest):
+    errors_before = hypervisor_error_count(production)
+    simulator.set_fault("task.get_record", error=["INTERNAL_ERROR", "round6"],
+                        times=1)
+    try:
+        read_export(production, export_request(
+            simulator, large_guest["id"], "round6-counted-export"))
+    finally:
+        simulator.clear_faults()
+
+    assert stack.wait_for(lambda: hypervisor_error_count(production),
+                          errors_before + 1) == errors_before + 1
     assert stack.wait_for(lambda: open_sessions(simulator), 0) == 0
