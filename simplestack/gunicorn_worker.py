@@ -237,7 +237,12 @@ class ThreadWorker(gthread.ThreadWorker):
     @property
     def max_head_bytes(self):
         """The maximum size of a request head that gunicorn's parser
-        reads: its limits on the request line and on the header fields."""
+        reads: its limits on the request line and on the header fields.
+
+        NOTE: with gunicorn's default limits this is about 800 KiB, which
+        the worker holds for each connection whose head it waits for. So
+        worker_connections such clients can take about 800 MiB per worker.
+        """
         fields = self.cfg.limit_request_fields or 100
         field_size = self.cfg.limit_request_field_size or 8190
         line = self.cfg.limit_request_line or 1024 * 1024
