@@ -57,8 +57,8 @@ OVERRIDDEN_METHODS = (
     "accept", "set_accept_enabled", "handle", "finish_request",
     "murder_keepalived")
 #: Seconds that a pool thread waits for the rest of a request head before
-#: it hands the connection to the worker's poller. Clients send a head in
-#: one write, so only slow or idle clients reach this limit.
+#: it hands the connection to the worker's poller. HTTP clients usually
+#: send a head in one write, so mostly slow or idle clients reach it.
 HEAD_THREAD_WAIT_SECONDS = 0.5
 #: Bytes read at once from a connection that sends its head.
 HEAD_READ_BYTES = 65536
@@ -127,7 +127,7 @@ class ThreadWorker(gthread.ThreadWorker):
     NOTE: a new connection that sends no whole head keeps a thread
     waiting for up to HEAD_THREAD_WAIT_SECONDS before the worker's poller
     takes it over, so `threads` such clients stop a worker from accepting
-    for that long. And the check sees only the moment of accept:
+    for that long. The free-thread check runs only at accept time:
     a worker that serves each request before the next connection comes can
     take every connection of a keep-alive client such as wrk while the
     other worker is not scheduled, and keeps them as long as the client.

@@ -194,7 +194,7 @@ class RequestSeries:
 
 
 class MultiprocessBatch:
-    """Adds to several multiprocess-mode values under one acquisition of
+    """Updater of several multiprocess-mode values under one acquisition of
     prometheus_client's lock, with one check for a fork.
 
     Each MmapedValue.inc takes the process-wide lock, calls getpid and

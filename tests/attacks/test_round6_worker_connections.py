@@ -77,26 +77,26 @@ def read_until_close(sock, timeout=10):
 
 
 def test_lingering_clients_keep_healthz_responsive(server):
-    held = []
+    open_sockets = []
     try:
         for _ in range(HELD_OPEN_CLIENTS):
             sock = socket.create_connection(("127.0.0.1", server.port), 10)
             # HTTP/1.0 without keep-alive: gunicorn closes the connection
             # after the response and waits for this client to close too.
             sock.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
-            held.append(sock)
+            open_sockets.append(sock)
         # Every response is written by now; only the closes are left.
         time.sleep(0.5)
 
         statuses = [healthz_status(server) for _ in range(3)]
 
         assert statuses == [200, 200, 200]
-        for sock in held:
+        for sock in open_sockets:
             # The server sent its response and its end of stream.
             answer = read_until_close(sock)
             assert answer.startswith(b"HTTP/1.0 200 "), answer[:100]
     finally:
-        for sock in held:
+        for sock in open_sockets:
             sock.close()
 
 

@@ -62,14 +62,14 @@ def scrape_after_requests(mode):
 def timing_free(samples):
     """Return {(name, labels): value} without the samples that depend on
     request durations: histogram sums and finite buckets."""
-    kept = {}
+    samples_by_key = {}
     for name, labels, value in samples:
         if name.endswith("_sum"):
             continue
         if name.endswith("_bucket") and labels["le"] != "+Inf":
             continue
-        kept[(name, tuple(sorted(labels.items())))] = value
-    return kept
+        samples_by_key[(name, tuple(sorted(labels.items())))] = value
+    return samples_by_key
 
 
 def test_batched_updates_match_stock_updates():
@@ -88,9 +88,9 @@ def test_batched_histogram_is_consistent():
               "status": "200"}
 
     def value(name, **extra):
-        wanted = dict(labels, **extra)
+        expected_labels = dict(labels, **extra)
         found, = [sample[2] for sample in samples
-                  if sample[0] == name and sample[1] == wanted]
+                  if sample[0] == name and sample[1] == expected_labels]
         return found
 
     buckets = [sample for sample in samples

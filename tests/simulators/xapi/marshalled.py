@@ -8,8 +8,8 @@ text while a new pickle of them is the same bytes. Some handlers change
 stored records in place without an event, so the pickle, not the event
 counter, decides.
 
-A pickle, unlike ``==``, tells ``True``, ``1``, ``1.0`` and int subclasses
-apart and keeps the key order of dicts, all of which change the XML-RPC
+A pickle, unlike ``==``, distinguishes ``True``, ``1``, ``1.0`` and int
+subclasses and keeps the key order of dicts, all of which change the XML-RPC
 text. Two values with the same pickle unpickle to equal values of the same
 types, so they have the same text. For 63 records, pickling took about
 0.4 ms where copying and marshalling took 1.7 ms (timeit, Python 3.11 on a
@@ -20,8 +20,8 @@ import pickle
 
 from . import wire
 
-# Entries kept at most. Past it, the entries of destroyed objects go, and
-# the whole cache goes if that is not enough.
+# Maximum number of entries. Past it, the entries of destroyed objects are
+# dropped, and the whole cache is cleared if that is not enough.
 MAX_ENTRIES = 100000
 
 
