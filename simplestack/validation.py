@@ -36,8 +36,8 @@ def read_from_client(stream, size):
             "the client sent no request body data within the time limit "
             "(simplestack.client_timeout)") from error
     except ConnectionError as error:
-        # Left alone, the error became a 500, or a 502 that blamed the
-        # hypervisor when an adapter was sending the body on.
+        # Without this, the error becomes a 500, or a 502 that blames the
+        # hypervisor when an adapter is passing the body on.
         raise errors.InvalidArguments(
             "the client closed the connection before sending the whole "
             "request body (%s)" % type(error).__name__) from error

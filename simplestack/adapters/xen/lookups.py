@@ -76,16 +76,14 @@ class LookupsMixin:
         """
         requested = {cls.lower(): cls for cls in classes}
         loaded = {cls: {} for cls in classes}
-        if fields:
-            transport = self.session.transport
-            transport.event_fields = {
-                cls.lower(): frozenset(names) for cls, names in fields.items()}
-            try:
-                batch = self._call("event.from", list(classes), "", 0.0)
-            finally:
-                transport.event_fields = None
-        else:
+        transport = self.session.transport
+        transport.event_fields = {
+            cls.lower(): frozenset(names)
+            for cls, names in (fields or {}).items()} or None
+        try:
             batch = self._call("event.from", list(classes), "", 0.0)
+        finally:
+            transport.event_fields = None
         for event in batch["events"]:
             cls = requested.get(str(event.get("class", "")).lower())
             if cls is None or event.get("operation") == "del" or \
