@@ -35,7 +35,16 @@ there up to 2 s for the client's end of stream. Clients that take a
 whole worker for 2 s each. This worker waits for that end of stream in
 its poller instead.
 
-The class overrides five methods of gunicorn's ``ThreadWorker``, reads
+gunicorn responds to a request whose body the application left unread
+with "Connection: keep-alive". It then reads and discards up to 64 KiB of
+that body in the request's thread for up to 5 s, and closes the
+connection when more is left. So a client that announced a large body
+and got an early error (404, 401, 408) was told the connection stays
+open, and a client that stopped sending held a thread for 5 s. This
+worker sends "Connection: close" with such a response and closes the
+connection without waiting in a thread.
+
+The class overrides six methods of gunicorn's ``ThreadWorker``, reads
 four of its attributes, and hands a head to the parser of gunicorn's
 connection objects. ``check_config`` and ``__init__`` raise
 RuntimeError when the installed gunicorn lacks one of them.
@@ -48,14 +57,14 @@ from functools import partial
 
 import gunicorn
 from gunicorn import util
-from gunicorn.http import unreader
+from gunicorn.http import body, unreader, wsgi
 from gunicorn.http2 import negotiation
 from gunicorn.workers import gthread
 
 #: Methods of gunicorn's ThreadWorker that this worker overrides.
 OVERRIDDEN_METHODS = (
     "accept", "set_accept_enabled", "handle", "finish_request",
-    "murder_keepalived")
+    "murder_keepalived", "load_wsgi")
 #: Seconds that a pool thread waits for the rest of a request head before
 #: it hands the connection to the worker's poller. HTTP clients usually
 #: send a head in one write, so mostly slow or idle clients reach it.
@@ -92,9 +101,14 @@ def missing_gunicorn_parts(worker_class):
     # What the head handling uses of gunicorn's connections and parsers.
     for owner, name in ((gthread.TConn, "init"),
                         (unreader.Unreader, "take_buffered"),
-                        (unreader.Unreader, "unread")):
+                        (unreader.Unreader, "unread"),
+                        (wsgi.Response, "force_close"),
+                        (wsgi.Response, "start_response")):
         if not callable(getattr(owner, name, None)):
             missing.append("%s.%s" % (owner.__name__, name))
+    # unread_body_left reads the count of body bytes left to receive.
+    if "length" not in body.LengthReader.read.__code__.co_names:
+        missing.append("LengthReader.length")
     run = getattr(worker_class, "run", None)
     if "set_accept_enabled" not in getattr(
             getattr(run, "__code__", None), "co_names", ()):
@@ -111,6 +125,31 @@ def head_complete(data, start=0):
     """
     return (data.find(b"\r\n\r\n", start) != -1
             or data.find(b"\n\n", start) != -1)
+
+
+def unread_body_left(request_body):
+    """Return whether the application left bytes of a request body of
+    known length (Content-Length) unread.
+
+    gunicorn's environ["wsgi.input"] reads from a LengthReader that counts
+    down the bytes not yet taken from the socket. A chunked body's rest is
+    unknown until read, so it is left to gunicorn's bounded drain.
+    """
+    reader = getattr(request_body, "reader", None)
+    return isinstance(reader, body.LengthReader) and reader.length > 0
+
+
+def close_after_unread_body(application):
+    """Wrap the WSGI ``application`` so that a response to a request
+    whose body is left unread closes the connection."""
+    def close_if_body_unread(environ, start_response):
+        def start(status, headers, exc_info=None):
+            if unread_body_left(environ.get("wsgi.input")):
+                # start_response is a bound method of gunicorn's Response.
+                start_response.__self__.force_close()
+            return start_response(status, headers, exc_info)
+        return application(environ, start)
+    return close_if_body_unread
 
 
 def raise_unsupported(missing):
@@ -153,6 +192,10 @@ class ThreadWorker(gthread.ThreadWorker):
         # Connection -> deadline of the connections whose request head the
         # poller waits for.
         self.head_waiting = {}
+
+    def load_wsgi(self):
+        super().load_wsgi()
+        self.wsgi = close_after_unread_body(self.wsgi)
 
     def busy_connections(self):
         """Return the number of connections handed to the thread pool: in

@@ -93,6 +93,8 @@ def test_stalled_upload_frees_session(simulator, production):
         answer = sock.recv(65536)
 
     assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+    # The rest of the body never comes, so the connection cannot be reused.
+    assert b"\r\nConnection: close\r\n" in answer, answer[:200]
     assert b'"RequestTimeout"' in answer
     status, _, body = http_get(production.url + "/healthz")
     assert status == 200, body

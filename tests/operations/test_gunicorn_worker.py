@@ -8,6 +8,7 @@ summary line shows which thread of which worker served a request.
 """
 
 import http.client
+import json
 import os
 import re
 import shutil
@@ -175,6 +176,68 @@ def test_keepalive_serves_second_request(server):
         assert connection.sock.getsockname() == local_address
     finally:
         connection.close()
+
+
+def post_raw(server, path, content_type, length, sent, token=None):
+    """Send a POST that announces ``length`` body bytes and sends only
+    ``sent``. Return (socket, bytes received, seconds until the server
+    closed its side), with None as the seconds when it kept the
+    connection open for 3 s."""
+    sock = socket.create_connection(("127.0.0.1", server.port), 10)
+    sock.sendall(b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                 b"Content-Type: %s\r\nContent-Length: %d\r\n%s\r\n"
+                 % (path.encode("ascii"), content_type.encode("ascii"), length,
+                    b"" if token is None else
+                    ("%s: %s\r\n" % (TOKEN_HEADER, token)).encode("ascii"))
+                 + sent)
+    received = b""
+    started = time.monotonic()
+    sock.settimeout(3)
+    try:
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                return sock, received, time.monotonic() - started
+            received += data
+    except TimeoutError:
+        return sock, received, None
+
+
+@pytest.mark.parametrize("path, token, status, error", [
+    ("/nosuch/default/guests", None, 404, "EntityNotFound"),
+    ("/test/default/guests", None, 401, "Unauthorized"),
+    ("/test/default/guests/nosuch/tags", make_token("user", "pass"), 413,
+     "RequestTooLarge"),
+])
+def test_unread_body_closes_connection(server, path, token, status, error):
+    # 100 MB announced, 1000 bytes sent: the error comes before the body
+    # is read, so the connection cannot serve another request.
+    sock, received, closed_after = post_raw(
+        server, path, "application/json", 100_000_000, b"{" * 1000, token)
+    sock.close()
+    head, _, answer = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 %d " % status), head
+    assert b"\r\nConnection: close\r\n" in head + b"\r\n", head
+    assert json.loads(answer)["error"] == error
+    # The worker closes at once; gunicorn's drain took 5 s in a thread.
+    assert closed_after is not None and closed_after < 2, closed_after
+
+
+def test_read_body_keeps_connection(server):
+    # The body is read whole before the 400, so keep-alive stays on.
+    body = b'{"name": 5}'
+    sock, received, closed_after = post_raw(
+        server, "/test/default/guests", "application/json", len(body), body,
+        make_token("user", "pass"))
+    try:
+        assert closed_after is None, received
+        assert received.startswith(b"HTTP/1.1 400 "), received[:200]
+        assert b"Connection: keep-alive" in received
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        sock.settimeout(10)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+    finally:
+        sock.close()
 
 
 def test_idle_connections_leave_room_for_new_clients(server):
