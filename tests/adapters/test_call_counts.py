@@ -6,6 +6,8 @@ simplestack.adapters.libvirt.description_cache), so from the second list on
 its cost does not depend on the number of guests.
 """
 
+import gc
+
 import libvirt
 
 from simplestack.adapters.libvirt import LibvirtAdapter, description_cache
@@ -236,6 +238,28 @@ def test_listed_record_change_stays_out_of_cache(tmp_path):
     assert {record["name"] for record in second} == {
         "sstest-count-%04d" % index for index in range(10)}
     assert [record["ip"] for record in second] == [None] * 10
+
+
+def test_list_frees_domain_handles(tmp_path):
+    adapter = _adapter(tmp_path, 10)
+    # A connection of its own to the seed file, in place of the shared one.
+    # libvirt counts the references to a connection, and each domain handle
+    # that the list does not free holds one.
+    connection = libvirt.open(adapter._description_cache_uri())
+    adapter._conn = connection
+    try:
+        # The first list reads each domain's XML through a virDomain made
+        # from its handle, the second frees each handle itself.
+        first = adapter.list_guests()
+        second = adapter.list_guests()
+    finally:
+        adapter.close()
+    gc.collect()
+    references = connection.close()
+
+    assert len(first) == 10
+    assert second == first
+    assert references == 0
 
 
 def _empty_entry(cache):
