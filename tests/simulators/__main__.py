@@ -1,6 +1,7 @@
 """Command line: run a simulator in the foreground.
 
     python -m tests.simulators xapi --listen 127.0.0.1:PORT [--vms N] [--http]
+        [--disk-folder PATH]
     python -m tests.simulators vcsim --listen 127.0.0.1:PORT [--vms N] [--esx]
 
 The first line of output is the URL to connect to; the lines after it give
@@ -12,7 +13,10 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import threading
+
+from simplestack.streams import set_malloc_thresholds
 
 from . import ca
 from .vcsim import build as vcsim_build
@@ -34,6 +38,12 @@ def parse_listen(text):
 def loopback(text):
     if not is_loopback(text):
         raise argparse.ArgumentTypeError("%r is not an IPv4 loopback address" % text)
+    return text
+
+
+def existing_folder(text):
+    if not os.path.isdir(text):
+        raise argparse.ArgumentTypeError("%r is not an existing folder" % text)
     return text
 
 
@@ -75,6 +85,11 @@ def build_parser():
     xapi.add_argument("--no-dynamic-memory", action="store_true",
                       help="model a pool without dynamic memory control: "
                            "dynamic_min, dynamic_max and static_max must be equal")
+    xapi.add_argument("--disk-folder", type=existing_folder, metavar="PATH",
+                      help="folder in which the simulator makes its temporary "
+                           "folder of VDI contents, removed at exit; a tmpfs such "
+                           "as /dev/shm keeps them in memory (default: the "
+                           "temporary folder of Python's tempfile, from TMPDIR)")
     xapi.add_argument("--verbose", action="store_true", help="log every request")
 
     vcsim = kinds.add_parser("vcsim", help="a vCenter or ESX host: govmomi's vSphere "
@@ -102,6 +117,14 @@ def run_xapi(options):
     if member == master:
         sys.exit("--member must differ from the --listen address")
     context = None if options.http else ca.server_context((master, member))
+    if options.disk_folder:
+        # DiskStore makes its folder with tempfile.mkdtemp; nothing else of
+        # the simulator uses tempfile's default folder.
+        tempfile.tempdir = options.disk_folder
+    # Image transfers pass through buffers of about 1 MiB. Under glibc's
+    # moving thresholds these often came from new mappings, and an XVA
+    # export of 512 MiB took up to 277000 page faults.
+    set_malloc_thresholds()
     simulator = Simulator(master, member, vms=options.vms, username=options.user,
                           password=options.password, latency=options.latency,
                           login_failure_delay=options.login_failure_delay,
