@@ -17,7 +17,9 @@ removes what it made and stops the service and the simulator by their pid.
 It also prints the CPU seconds per GiB of the gunicorn workers, of the XAPI
 simulator (and the system part of it) and of the client (this process) for
 each kind of transfer. They vary less with the load of other jobs than the
-throughputs do.
+throughputs do. Before each timed transfer the script writes to 1.5 times
+the image size of new memory and frees it, untimed (``warm_free_memory``;
+``--no-warm-up`` leaves it out).
 
 libvirt needs the daemon of scripts/libvirtd (qemu:///system, as root). The
 script creates a directory pool ``sstest-bench-pool-*`` in the test image
@@ -27,9 +29,10 @@ upload stream and defines a stopped QEMU guest on it. Direct transfers are
 transfers are ``GET .../guests/{id}/export`` and ``POST .../guests`` with an
 ``application/octet-stream`` body, followed by ``DELETE`` of the new guest.
 
-Xen uses the XAPI simulator. The script fills a new VDI of ``--size-mib``
-MiB through ``/import_raw_vdi`` and attaches it to a halted guest, whose
-XVA export is then the image. Direct transfers are HTTPS requests to the
+Xen uses the XAPI simulator, with its disks and the XVA file in a
+temporary folder under /dev/shm (a tmpfs) where it exists. The script
+fills a new VDI of ``--size-mib`` MiB through ``/import_raw_vdi`` and
+attaches it to a halted guest, whose XVA export is then the image. Direct transfers are HTTPS requests to the
 simulator's ``/export`` and ``/import`` handlers. The service transfers are
 the same API requests as on libvirt, with an ``application/x-xva`` body.
 On Xen, a direct import passes a task and ends when the task does, as
@@ -43,6 +46,7 @@ import base64
 import contextlib
 import http.client
 import json
+import mmap
 import os
 import shutil
 import statistics
@@ -69,6 +73,29 @@ BLOCK = MIB
 TARGET_RATIO = 0.9
 TARGET_RSS_GROWTH_MB = 32
 SAMPLE_SECONDS = 0.01
+#: A tmpfs, so that the files of the XAPI simulator and of this script stay
+#: in memory. Then no writeback competes for the CPUs, and the figures do
+#: not depend on this machine's disk. None, for tempfile's folder, where
+#: /dev/shm is missing.
+MEMORY_FOLDER = "/dev/shm" if os.path.isdir("/dev/shm") else None
+
+
+def warm_free_memory(size):
+    """Write to ``size`` bytes of new anonymous memory, then free it.
+
+    The kernel most often hands out recently freed pages first, so the
+    timed transfer that follows writes the hypervisor's new file into pages
+    in recent use. On the virtual machine of bench/README.md, writing
+    512 MiB to a tmpfs took 1.2 to 1.5 s of system CPU into pages unused
+    for a while and 0.2 s into recently freed ones. Without this step an
+    import cost one side or the other about 1 s more, at random.
+    """
+    buffer = mmap.mmap(-1, size)
+    try:
+        for offset in range(0, size, mmap.PAGESIZE):
+            buffer[offset] = 1
+    finally:
+        buffer.close()
 
 
 def pattern_block():
@@ -258,7 +285,8 @@ def cpu_seconds(pids, system_only=False):
     return total / CLOCK_TICKS
 
 
-def run_rounds(rounds, size, steps, workers, hypervisor_pids=()):
+def run_rounds(rounds, size, steps, workers, hypervisor_pids=(),
+               warm_up_bytes=0):
     """Run ``steps`` ((kind, function, through service)) ``rounds`` times.
 
     ``steps`` may also be a function that returns the steps of a round from
@@ -268,6 +296,8 @@ def run_rounds(rounds, size, steps, workers, hypervisor_pids=()):
 
     Return ({kind: [seconds]}, {kind: [RSS growth in bytes]},
     {kind: [(worker, hypervisor, client, hypervisor system) CPU seconds]}).
+    Before each timed step, ``warm_free_memory(warm_up_bytes)`` runs
+    untimed, unless ``warm_up_bytes`` is 0.
     The workers' CPU time counts only for transfers through the service.
     ``hypervisor_pids`` are the processes on the other end (the XAPI
     simulator); without them the hypervisor's CPU times are None. The
@@ -283,6 +313,8 @@ def run_rounds(rounds, size, steps, workers, hypervisor_pids=()):
             if kind is None:
                 run_cleanup(function())
                 continue
+            if warm_up_bytes:
+                warm_free_memory(warm_up_bytes)
             before = (cpu_seconds(workers), cpu_seconds(hypervisor_pids),
                       time.process_time(),
                       cpu_seconds(hypervisor_pids, system_only=True))
@@ -341,7 +373,7 @@ def expect_size(received, size):
                                                                size))
 
 
-def measure_libvirt(folder, size, rounds, block):
+def measure_libvirt(folder, size, rounds, block, warm_up_bytes):
     connection = libvirt.open("qemu:///system")
     try:
         with temporary_pool(connection, "bench-pool") as pool:
@@ -379,7 +411,8 @@ def measure_libvirt(folder, size, rounds, block):
                     ("service import", service_import, True),
                 ]
                 return run_rounds(rounds, size, steps,
-                                  server.workers())
+                                  server.workers(),
+                                  warm_up_bytes=warm_up_bytes)
             finally:
                 server.stop()
                 with contextlib.suppress(libvirt.libvirtError):
@@ -446,8 +479,8 @@ def destroy_vm(xapi, vm):
         xapi.VDI.destroy(vdi)
 
 
-def measure_xen(folder, size, rounds, block):
-    simulator = XapiSimulator("--vms", "3").start()
+def measure_xen(folder, size, rounds, block, warm_up_bytes):
+    simulator = XapiSimulator("--vms", "3", "--disk-folder", folder).start()
     session = XenAPI.Session(simulator.url,
                              transport=CATransport(simulator.ca_bundle))
     try:
@@ -540,16 +573,18 @@ def measure_xen(folder, size, rounds, block):
 
             def steps(number):
                 # On the machine of bench/README.md, some imports cost the
-                # simulator about 1.3 s more of system CPU per 512 MiB
-                # than others, while it wrote the disk file. The first
-                # import after the exports was most often one of them, so
-                # each timed import follows an untimed one, and the two
-                # sides take turns in going first.
+                # simulator about 1 s more of system CPU per 512 MiB than
+                # others, while it wrote the disk file into pages unused for
+                # a while (see warm_free_memory). The first import after the
+                # exports was most often one of them, so each timed import
+                # follows an untimed one, and the two sides take turns in
+                # going first.
                 first, second = imports if number % 2 == 0 else imports[::-1]
                 return exports + first + second
 
             return run_rounds(rounds, xva_size, steps, server.workers(),
-                              [simulator.process.pid]), xva_size
+                              [simulator.process.pid],
+                              warm_up_bytes), xva_size
         finally:
             server.stop()
     finally:
@@ -566,6 +601,9 @@ def main():
                         help="transfers of each kind (default: 2)")
     parser.add_argument("--size-mib", type=int, default=1024,
                         help="image size in MiB (default: 1024)")
+    parser.add_argument("--no-warm-up", action="store_true",
+                        help="do not write to and free 1.5 times the image "
+                             "size of memory before each timed transfer")
     options = parser.parse_args()
     names = options.backends.split(",")
     for name in names:
@@ -574,18 +612,22 @@ def main():
                          % name)
     size = options.size_mib * MIB
     block = pattern_block()
+    warm_up_bytes = 0 if options.no_warm_up else size * 3 // 2
 
     print("load average at start %.1f" % os.getloadavg()[0])
     results = []
     for name in names:
-        with tempfile.TemporaryDirectory(prefix="bench-streams-") as folder:
+        # On Xen the folder holds the XVA file and the simulator's disks.
+        with tempfile.TemporaryDirectory(prefix="bench-streams-",
+                                         dir=MEMORY_FOLDER) as folder:
             if name == "libvirt":
                 measured = measure_libvirt(folder, size, options.rounds,
-                                           block)
+                                           block, warm_up_bytes)
                 results.append(("libvirt qemu:///system", size, measured))
             else:
                 measured, xva_size = measure_xen(folder, size,
-                                                 options.rounds, block)
+                                                 options.rounds, block,
+                                                 warm_up_bytes)
                 results.append(("XAPI simulator (XVA)", xva_size, measured))
 
     print("Image streams of a %d MiB disk, median of %d rounds; targets: "
