@@ -38,11 +38,11 @@ its poller instead.
 gunicorn responds to a request whose body the application left unread
 with "Connection: keep-alive". It then reads and discards up to 64 KiB of
 that body in the request's thread for up to 5 s, and closes the
-connection when more is left. So a client that announced a large body
-and got an early error (404, 401, 408) was told the connection stays
-open, and a client that stopped sending held a thread for 5 s. This
-worker sends "Connection: close" with such a response and closes the
-connection without waiting in a thread.
+connection when more is left. So a client that sent a large body and got
+an early error (404, 401, 408) was told the connection stays open, and a
+client that stopped sending held a thread for 5 s. This worker sends
+"Connection: close" with such a response, for Content-Length and chunked
+bodies alike, and closes the connection without waiting in a thread.
 
 The class overrides six methods of gunicorn's ``ThreadWorker``, reads
 four of its attributes, and hands a head to the parser of gunicorn's
@@ -106,9 +106,12 @@ def missing_gunicorn_parts(worker_class):
                         (wsgi.Response, "start_response")):
         if not callable(getattr(owner, name, None)):
             missing.append("%s.%s" % (owner.__name__, name))
-    # unread_body_left reads the count of body bytes left to receive.
+    # unread_body_left reads the count of body bytes left to receive, and
+    # the chunk parser that a chunked body's reader drops at its end.
     if "length" not in body.LengthReader.read.__code__.co_names:
         missing.append("LengthReader.length")
+    if "parser" not in body.ChunkedReader.read.__code__.co_names:
+        missing.append("ChunkedReader.parser")
     run = getattr(worker_class, "run", None)
     if "set_accept_enabled" not in getattr(
             getattr(run, "__code__", None), "co_names", ()):
@@ -128,15 +131,21 @@ def head_complete(data, start=0):
 
 
 def unread_body_left(request_body):
-    """Return whether the application left bytes of a request body of
-    known length (Content-Length) unread.
+    """Return whether the application left bytes of a request body unread.
 
-    gunicorn's environ["wsgi.input"] reads from a LengthReader that counts
-    down the bytes not yet taken from the socket. A chunked body's rest is
-    unknown until read, so it is left to gunicorn's bounded drain.
+    gunicorn's environ["wsgi.input"] reads a Content-Length body from a
+    LengthReader that counts down the bytes not yet taken from the socket.
+    A chunked body's ChunkedReader drops its chunk parser once it has read
+    the last chunk and the trailer section.
+    NOTE: a chunked body whose data the application read whole, but not
+    its last chunk, still counts as unread, so its connection closes.
     """
     reader = getattr(request_body, "reader", None)
-    return isinstance(reader, body.LengthReader) and reader.length > 0
+    if isinstance(reader, body.LengthReader):
+        return reader.length > 0
+    if isinstance(reader, body.ChunkedReader):
+        return reader.parser is not None
+    return False
 
 
 def close_after_unread_body(application):
