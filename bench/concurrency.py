@@ -14,7 +14,8 @@ alone x ceil(clients / the server's worker threads). A global lock or serialised
 hypervisor calls would make the ratio grow with the number of clients.
 
 The ``direct`` rows send the same number of concurrent sessions straight
-to the simulator through the SDK (log in, one call, log out), without the
+to the simulator through the SDK (log in, the two calls of the Xen
+adapter's guest list or one vSphere RetrieveContent, log out), without the
 service: their ratio is what the simulator and the machine allow.
 
 It also prints the CPU seconds that this process and its children (the
@@ -46,6 +47,8 @@ if ROOT not in sys.path:
 from servers import (  # noqa: E402
     ServiceServer, process_tree_cpu_seconds, run_concurrently,
     set_server_options, worker_request_counts)
+from simplestack.adapters.xen.constants import (  # noqa: E402
+    GUEST_DEVICE_CLASSES, GUEST_VM_QUERY)
 from tests.simulators.fixtures import XapiSimulator  # noqa: E402
 from tests.xen_fixtures import xapi_session  # noqa: E402
 from tests.simulators.vcsim_fixtures import VcsimSimulator  # noqa: E402
@@ -54,8 +57,6 @@ TARGET_RATIO = 1.5
 SERVERS = ("waitress", "gunicorn")
 BACKENDS = ("xen", "vmware")
 SINGLE_REPEATS = 3
-#: The classes that the Xen adapter's guest list reads with event.from.
-XEN_LIST_CLASSES = ("VM", "VBD", "VDI", "VM_guest_metrics", "host")
 
 
 def start_simulator(backend, latency, folder):
@@ -89,10 +90,12 @@ def first_guest_path(server, prefix, simulator):
 
 
 def direct_session(backend, simulator):
-    """Log in, make one call and log out through the SDK."""
+    """Log in, make the calls of the Xen adapter's guest list (or one
+    vSphere call) and log out through the SDK."""
     if backend == "xen":
         with xapi_session(simulator, originator="bench-direct") as xenapi:
-            getattr(xenapi.event, "from")(list(XEN_LIST_CLASSES), "", 0.0)
+            xenapi.VM.get_all_records_where(GUEST_VM_QUERY)
+            getattr(xenapi.event, "from")(list(GUEST_DEVICE_CLASSES), "", 0.0)
     else:
         with simulator.session() as service:
             service.RetrieveContent().about.instanceUuid

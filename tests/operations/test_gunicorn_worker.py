@@ -33,7 +33,8 @@ from tests.simulators.fixtures import XapiSimulator
 WORKERS = 2
 THREADS = 2
 #: Seconds that the XAPI simulator adds to every call during the burst; a
-#: guest list makes three calls (login, event.from, logout).
+#: guest list makes four calls (login, VM.get_all_records_where, event.from,
+#: logout).
 CALL_LATENCY = 0.3
 #: Seconds that gunicorn keeps an idle connection, shorter than
 #: production.ini's 75 s but far longer than the tests wait for a response.

@@ -4,7 +4,8 @@ import pytest
 
 from simplestack.adapters.base import Credentials
 from simplestack.adapters.xen import XenAdapter
-from simplestack.adapters.xen.constants import GUEST_CLASSES
+from simplestack.adapters.xen.constants import (
+    GUEST_CLASSES, GUEST_VM_QUERY)
 from simplestack.adapters.xen.records import (
     GUEST_LIST_FIELDS, guest_record, is_guest)
 from tests.simulators.fixtures import XapiSimulator
@@ -48,14 +49,14 @@ def list_with_counts(simulator, method):
         adapter.close()
 
 
-def test_list_guests_one_call_at_any_size(seeded_simulators):
+def test_list_guests_two_calls_at_any_size(seeded_simulators):
     for count, simulator in seeded_simulators.items():
         guests, calls, adapter_calls = list_with_counts(simulator,
                                                         "list_guests")
 
         assert len(guests) == count
-        assert calls == {"event.from": 1}
-        assert adapter_calls == 1
+        assert calls == {"VM.get_all_records_where": 1, "event.from": 1}
+        assert adapter_calls == 2
 
 
 def test_list_guests_records_complete(seeded_simulators):
@@ -104,6 +105,18 @@ def test_load_classes_keeps_named_fields(seeded_simulators):
         for record in loaded[cls].values():
             assert set(record) <= set(GUEST_LIST_FIELDS[cls])
             assert "uuid" in record
+
+
+def test_records_where_keeps_named_fields(seeded_simulators):
+    # The VMs of 10 guests are under the fast parser's size limit.
+    vms, _calls, _adapter_calls = list_with_counts(
+        seeded_simulators[10],
+        lambda adapter: adapter._records_where(
+            "VM", GUEST_VM_QUERY, GUEST_LIST_FIELDS["VM"]))
+
+    assert len(vms) == 10
+    for record in vms.values():
+        assert set(record) == set(GUEST_LIST_FIELDS["VM"])
 
 
 @pytest.mark.parametrize("method, calls", [

@@ -1,6 +1,7 @@
 """The Xen adapter's XML-RPC response parser returns what xmlrpc.client
 returns, and raises what it raises."""
 
+import contextlib
 import copy
 import xmlrpc.client
 
@@ -8,11 +9,13 @@ import pytest
 import XenAPI
 
 from simplestack.adapters.xen import xmlrpc_parser
+from simplestack.adapters.xen.constants import GUEST_VM_QUERY
 from tests.xen_fixtures import CATransport
 
 LIST_CLASSES = ["VM", "VBD", "VDI", "VM_guest_metrics", "host"]
 EVENT_FIELDS = {"vm": frozenset(("uuid", "name_label", "other_config")),
                 "vdi": frozenset(("uuid",))}
+RECORD_FIELDS = frozenset(("uuid", "name_label", "other_config"))
 
 
 def event_batch(*events):
@@ -75,6 +78,39 @@ def restricted(params, event_fields):
     return value
 
 
+def restricted_records(params, names):
+    """Return ``params`` of a ``{Status, Value: {ref: record}}`` response
+    with each record cut to ``names``."""
+    value = copy.deepcopy(params)
+    records = value[0].get("Value") if isinstance(value[0], dict) else None
+    if isinstance(records, dict):
+        for ref, record in records.items():
+            if isinstance(record, dict):
+                records[ref] = {key: item for key, item in record.items()
+                                if key in names}
+    return value
+
+
+def records_response(*members):
+    """Return a ``{Status, Value: {...}}`` response whose Value struct has
+    ``members``, each (name, XML of one ``<value>``)."""
+    return response(
+        "<value><struct><member><name>Status</name><value>Success</value>"
+        "</member><member><name>Value</name><value><struct>%s</struct>"
+        "</value></member></struct></value>" % "".join(
+            "<member><name>%s</name>%s</member>" % item for item in members))
+
+
+def assert_parsed_and_cut(body, cut, **fields):
+    """Assert that loads_response with ``fields`` returns what the standard
+    parser returns, passed through ``cut``, or raises what it raises."""
+    expected = outcome(standard, body)
+    if expected[0] == "value":
+        expected = ("value", cut(expected[1]))
+    assert outcome(lambda text: xmlrpc_parser.loads_response(
+        text, **fields), body) == expected
+
+
 class RawTransport(CATransport):
     """Keep each response body, parsed the standard way."""
 
@@ -86,15 +122,25 @@ class RawTransport(CATransport):
         return standard(body)
 
 
-def test_event_from_batch_matches(xapi_simulator):
-    transport = RawTransport(xapi_simulator.ca_bundle)
-    session = XenAPI.Session(xapi_simulator.url, transport=transport)
-    session.xenapi.login_with_password(xapi_simulator.username,
-                                       xapi_simulator.password, "1.0",
+@contextlib.contextmanager
+def raw_session(simulator):
+    """Yield (``session.xenapi``, its RawTransport) of a new session on
+    ``simulator``, logged out afterwards."""
+    transport = RawTransport(simulator.ca_bundle)
+    session = XenAPI.Session(simulator.url, transport=transport)
+    session.xenapi.login_with_password(simulator.username,
+                                       simulator.password, "1.0",
                                        "parser-tests")
     try:
+        yield session.xenapi, transport
+    finally:
+        session.xenapi.session.logout()
+
+
+def test_event_from_batch_matches(xapi_simulator):
+    with raw_session(xapi_simulator) as (xenapi, transport):
         for classes in (LIST_CLASSES, ["*"]):
-            getattr(session.xenapi.event, "from")(classes, "", 0.0)
+            getattr(xenapi.event, "from")(classes, "", 0.0)
             body = transport.bodies[-1]
             expected = standard(body)
 
@@ -114,8 +160,25 @@ def test_event_from_batch_matches(xapi_simulator):
             # VBD is not named, so its snapshots stay whole.
             assert [event for event in events if event["class"] == "vbd"
                     and len(event["snapshot"]) > 10]
-    finally:
-        session.xenapi.session.logout()
+
+
+def test_records_where_response_matches(xapi_simulator):
+    with raw_session(xapi_simulator) as (xenapi, transport):
+        xenapi.VM.get_all_records_where(GUEST_VM_QUERY)
+        body = transport.bodies[-1]
+    expected = standard(body)
+
+    assert xmlrpc_parser.loads_response(body) == expected
+    cut = restricted_records(expected, RECORD_FIELDS)
+    assert xmlrpc_parser.loads_response(
+        body, record_fields=RECORD_FIELDS) == cut
+    # The usual shape takes the fast path, not the fallback.
+    assert xmlrpc_parser._fast_loads(
+        body, record_fields=RECORD_FIELDS) == cut
+    records = cut[0]["Value"]
+    assert records
+    for record in records.values():
+        assert set(record) == RECORD_FIELDS
 
 
 @pytest.mark.parametrize("body", [
@@ -173,6 +236,9 @@ def test_odd_document_matches(body):
     # Without XAPI's event.from form, event_fields changes nothing.
     assert outcome(lambda text: xmlrpc_parser.loads_response(
         text, EVENT_FIELDS), body) == outcome(standard, body)
+    # Without a Value map, record_fields changes nothing.
+    assert outcome(lambda text: xmlrpc_parser.loads_response(
+        text, record_fields=RECORD_FIELDS), body) == outcome(standard, body)
 
 
 @pytest.mark.parametrize("body", [
@@ -203,8 +269,31 @@ def test_odd_document_matches(body):
              "</member></struct></value>"),
 ])
 def test_event_fields_cut_only_snapshots(body):
-    expected = outcome(standard, body)
-    if expected[0] == "value":
-        expected = ("value", restricted(expected[1], EVENT_FIELDS))
-    assert outcome(lambda text: xmlrpc_parser.loads_response(
-        text, EVENT_FIELDS), body) == expected
+    assert_parsed_and_cut(
+        body, lambda params: restricted(params, EVENT_FIELDS),
+        event_fields=EVENT_FIELDS)
+
+
+@pytest.mark.parametrize("body", [
+    records_response(("OpaqueRef:1", SNAPSHOT), ("OpaqueRef:2", SNAPSHOT)),
+    records_response(),
+    # A record that is not a struct stays as it is.
+    records_response(("OpaqueRef:1", "<value>text</value>")),
+    records_response(("OpaqueRef:1", "<value><array><data></data></array>"
+                      "</value>")),
+    # A bad number in a kept field fails as before.
+    records_response(("OpaqueRef:1", SNAPSHOT.replace(
+        "<value>u</value>", "<value><int>x</int></value>"))),
+    records_response(("OpaqueRef:1", SNAPSHOT.replace(
+        "<name>power_state</name>", "<name>a</name><name>b</name>"))),
+    response("<value><struct><member><name>Status</name><value>Failure"
+             "</value></member><member><name>ErrorDescription</name><value>"
+             "<array><data><value>INTERNAL_ERROR</value></data></array>"
+             "</value></member></struct></value>"),
+    response("<value><struct><member><name>Value</name><value>text</value>"
+             "</member></struct></value>"),
+])
+def test_record_fields_cut_only_records(body):
+    assert_parsed_and_cut(
+        body, lambda params: restricted_records(params, RECORD_FIELDS),
+        record_fields=RECORD_FIELDS)

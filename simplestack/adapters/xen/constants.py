@@ -25,8 +25,21 @@ STATE_MAP = {
     "Paused": "PAUSED",
 }
 
-#: Classes that make up a guest record, read with one event.from call.
+#: Classes that make up a guest record.
 GUEST_CLASSES = ("VM", "VBD", "VDI", "VM_guest_metrics", "host")
+
+#: The classes of GUEST_CLASSES that a guest list reads with one event.from
+#: call. It reads the VMs with VM.get_all_records_where and GUEST_VM_QUERY.
+GUEST_DEVICE_CLASSES = ("VBD", "VDI", "VM_guest_metrics", "host")
+
+#: The VMs that can be guests, in XAPI's query grammar (xen-api's
+#: ocaml/database/db_filter_parse.mly: ``field "column"``, double-quoted
+#: literals, ``=``, ``and``). XAPI compares the stored text of a column,
+#: "true" or "false" for a bool.
+#: NOTE: checked against that grammar and the simulator, not a real host.
+GUEST_VM_QUERY = ('field "is_a_template" = "false" and '
+                  'field "is_a_snapshot" = "false" and '
+                  'field "is_control_domain" = "false"')
 
 #: Userdevice of the CD drive that created guests get, as XenCenter and
 #: xe vm-install choose: the fourth IDE position, after three disks.

@@ -1,24 +1,63 @@
 """Guest records: ``list_guests``, ``get_guest`` and what they share."""
 
-from simplestack.adapters.xen.constants import GUEST_CLASSES, NULL_REF
+from simplestack import errors
+from simplestack.adapters.xen.constants import (
+    GUEST_DEVICE_CLASSES, GUEST_VM_QUERY, NULL_REF)
 from simplestack.adapters.xen.records import (
-    GUEST_LIST_FIELDS, disk_vbds, guest_record, is_guest)
+    GUEST_LIST_FIELDS, disk_vbds, guest_record, is_guest,
+    names_missing_record)
 
 
 class GuestRecordsMixin:
     """Methods of XenAdapter that read guest records."""
 
     def list_guests(self):
-        # One event.from call returns every VM, VBD, VDI, guest metrics
-        # and host record, whatever the number of guests.
-        loaded = self._load_classes(GUEST_CLASSES, GUEST_LIST_FIELDS)
+        # Two calls, whatever the number of guests: the VMs that can be
+        # guests, then every VBD, VDI, guest metrics and host record. The
+        # query leaves out the templates, which event.from would send too.
+        vms = self._records_where("VM", GUEST_VM_QUERY,
+                                  GUEST_LIST_FIELDS["VM"])
+        loaded = self._load_classes(GUEST_DEVICE_CLASSES, GUEST_LIST_FIELDS)
+        vbds, vdis, hosts = loaded["VBD"], loaded["VDI"], loaded["host"]
         metrics = loaded["VM_guest_metrics"]
-        records = [
-            guest_record(vm, loaded["VBD"], loaded["VDI"],
-                         metrics.get(vm["guest_metrics"]), loaded["host"])
-            for vm in loaded["VM"].values() if is_guest(vm)
-        ]
+        records = []
+        for ref, vm in vms.items():
+            if not is_guest(vm):
+                continue
+            if names_missing_record(vm, vbds, vdis, metrics, hosts):
+                # The guest changed between the two calls: a device or
+                # the guest itself was destroyed, or it stopped.
+                record = self._reread_guest_record(ref)
+            else:
+                record = guest_record(vm, vbds, vdis,
+                                      metrics.get(vm["guest_metrics"]), hosts)
+            if record is not None:
+                records.append(record)
         return sorted(records, key=lambda record: record["id"])
+
+    def _reread_guest_record(self, ref):
+        """Read guest ``ref`` and its devices again, one call each, and
+        build its record; return None when it is no longer a guest.
+
+        A record that is destroyed between these calls is left out, as
+        guest_record leaves out one that it lacks.
+        NOTE: a VM whose record keeps naming a destroyed object costs
+        these calls on every list.
+        """
+        try:
+            vm = self._record("VM", ref)
+        except errors.EntityNotFound:
+            return None
+        if not is_guest(vm):
+            return None
+        vbds = self._existing_records("VBD", vm["VBDs"])
+        vdis = self._existing_records(
+            "VDI", [vbd["VDI"] for _ref, vbd in disk_vbds(vm, vbds)])
+        metrics = self._existing_records("VM_guest_metrics",
+                                         [vm["guest_metrics"]])
+        hosts = self._existing_records("host", [vm["resident_on"]])
+        return guest_record(vm, vbds, vdis, metrics.get(vm["guest_metrics"]),
+                            hosts)
 
     def get_guest(self, guest_id):
         ref, vm = self._guest(guest_id)

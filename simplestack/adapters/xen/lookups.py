@@ -59,8 +59,38 @@ class LookupsMixin:
         return {ref: self._record(cls, ref) for ref in refs
                 if ref != NULL_REF}
 
+    def _existing_records(self, cls, refs):
+        """Return {ref: record} for the ``refs`` that still exist, skipping
+        NULL."""
+        records = {}
+        for ref in refs:
+            if ref == NULL_REF:
+                continue
+            try:
+                records[ref] = self._record(cls, ref)
+            except errors.EntityNotFound:
+                continue
+        return records
+
     def _all_records(self, cls):
-        records = self._call(cls + ".get_all_records")
+        return self._remember_all(self._call(cls + ".get_all_records"))
+
+    def _records_where(self, cls, query, fields=None):
+        """Return {ref: record} of the ``cls`` objects that match ``query``,
+        an expression in XAPI's query grammar, with one call.
+
+        ``fields`` names the fields to keep in the records, so that the
+        response parser converts only those; without it records are whole.
+        """
+        transport = self.session.transport
+        transport.record_fields = frozenset(fields) if fields else None
+        try:
+            records = self._call(cls + ".get_all_records_where", query)
+        finally:
+            transport.record_fields = None
+        return self._remember_all(records)
+
+    def _remember_all(self, records):
         for ref, record in records.items():
             self._remember(ref, record)
         return records

@@ -71,6 +71,20 @@ def disk_vbds(vm, vbds):
     return sorted(found, key=lambda item: int(item[1]["userdevice"]))
 
 
+def names_missing_record(vm, vbds, vdis, guest_metrics, hosts):
+    """Tell whether a VM record names a VBD, a disk's VDI, a guest metrics
+    or a host record that the maps from references to records lack."""
+    if any(ref not in vbds for ref in vm["VBDs"]):
+        return True
+    if any(vbd["VDI"] not in vdis for _ref, vbd in disk_vbds(vm, vbds)):
+        return True
+    for ref, records in ((vm["guest_metrics"], guest_metrics),
+                         (vm["resident_on"], hosts)):
+        if ref != NULL_REF and ref not in records:
+            return True
+    return False
+
+
 def disk_record(vbd, vdi):
     return {
         "id": str(int(vbd["userdevice"])),

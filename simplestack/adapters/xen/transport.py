@@ -128,14 +128,16 @@ class Endpoint:
 class XmlRpcTransport(xmlrpc.client.SafeTransport):
     """The SDK's transport: the endpoint's connections, kept alive.
 
-    ``event_fields``, while set, is passed to loads_response for each
-    response (see _load_classes).
+    ``event_fields`` and ``record_fields``, while set, are passed to
+    loads_response for each response (see _load_classes and
+    _records_where).
     """
 
     def __init__(self, endpoint):
         super().__init__(context=endpoint.context)
         self.endpoint = endpoint
         self.event_fields = None
+        self.record_fields = None
 
     def make_connection(self, host):
         if self._connection and host == self._connection[0]:
@@ -174,4 +176,5 @@ class XmlRpcTransport(xmlrpc.client.SafeTransport):
         if self._use_datetime or self._use_builtin_types or \
                 response.getheader("Content-Encoding", "") == "gzip":
             return super().parse_response(response)
-        return loads_response(response.read(), self.event_fields)
+        return loads_response(response.read(), self.event_fields,
+                              self.record_fields)

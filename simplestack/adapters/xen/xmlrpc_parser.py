@@ -19,7 +19,10 @@ With ``event_fields``, the fast path converts only the named fields of the
 snapshots in an ``event.from`` batch: a guest list reads 14 of the 49
 fields of the simulator's VM record. For the batch above, that took the
 walk over the tree from about 1.5 ms to 1.0 ms, and the whole parse from
-4.8 to 4.3 ms.
+4.8 to 4.3 ms. ``record_fields`` does the same for the records of a
+``get_all_records_where`` response. For the VMs of 100 guests on the
+simulator (a body of 468 KB), the parse took about 16 ms whole and 12.5 ms
+with the guest list's fields (thread time, best of 5 runs of 200 parses).
 """
 
 import xml.etree.ElementTree
@@ -39,14 +42,16 @@ class _Unusual(Exception):
     """The document is outside the fast path's shape."""
 
 
-def loads_response(body, event_fields=None):
+def loads_response(body, event_fields=None, record_fields=None):
     """Parse the bytes of an XML-RPC response; return its params tuple.
 
     ``event_fields`` maps lower-case class names to the field names to keep
     in the snapshots of those classes, where the response is XAPI's
-    ``{Status, Value: {events: [...]}}`` of ``event.from``. The other
-    fields of those snapshots are left out, and everything else is
-    converted in full.
+    ``{Status, Value: {events: [...]}}`` of ``event.from``.
+    ``record_fields`` is the set of field names to keep in each record,
+    where the response is ``{Status, Value: {ref: record}}`` of
+    ``get_all_records`` or ``get_all_records_where``. The other fields of
+    those records are left out, and everything else is converted in full.
     NOTE: a left-out field is not converted, so a bad number in it no
     longer makes the parse fail.
 
@@ -56,7 +61,7 @@ def loads_response(body, event_fields=None):
     if len(body) > MAX_FAST_BODY:
         return _standard_loads(body)
     try:
-        return _fast_loads(body, event_fields)
+        return _fast_loads(body, event_fields, record_fields)
     except Exception:  # an odd shape, bad XML or a bad number
         return _standard_loads(body)
 
@@ -68,7 +73,7 @@ def _standard_loads(body):
     return unmarshaller.close()
 
 
-def _fast_loads(body, event_fields=None):
+def _fast_loads(body, event_fields=None, record_fields=None):
     root = xml.etree.ElementTree.fromstring(body)
     if root.tag != "methodResponse" or len(root) != 1:
         raise _Unusual
@@ -80,6 +85,8 @@ def _fast_loads(body, event_fields=None):
         raise _Unusual
     if event_fields:
         return (_event_response(param[0], event_fields),)
+    if record_fields:
+        return (_records_response(param[0], record_fields),)
     return (_value(param[0]),)
 
 
@@ -177,6 +184,27 @@ def _event_response(element, event_fields):
             lambda events: _events(events, event_fields))
 
     return _struct_converting(struct, "Value", "struct", convert_batch)
+
+
+def _records_response(element, record_fields):
+    """Convert the ``<value>`` of a response like ``_value``, but with only
+    the ``record_fields`` of the records in the ``Value`` map."""
+    struct = _typed(element, "struct")
+    if struct is None:
+        return _value(element)
+
+    def convert_records(records):
+        result = {}
+        for member in records:
+            ref, value = _member(member)
+            record = _typed(value, "struct")
+            if record is None:
+                result[ref] = _member_value(value)
+            else:
+                result[ref] = _struct(record, record_fields)
+        return result
+
+    return _struct_converting(struct, "Value", "struct", convert_records)
 
 
 def _struct_converting(element, key, tag, convert):
