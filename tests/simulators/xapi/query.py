@@ -1,9 +1,13 @@
 """XAPI's query grammar for ``get_all_where`` and ``get_all_records_where``.
 
     expr  := term (("and" | "or") term)*      same precedence, left to right
-    term  := "not" term | "(" expr ")" | "true" | "false" | value op value
-    op    := "=" | "<>"
+    term  := "not" expr | "(" expr ")" | "true" | "false" | value "=" value
     value := 'field "column"' | '"literal"'
+
+As in xen-api's ocaml/database/db_filter_lex.mll and db_filter_parse.mly,
+a literal is any text between two double quotes, with no escapes, and
+there is no "<>". "and" and "or" bind tighter than "not", so
+``not A and B`` means ``not (A and B)``.
 
 Comparison is on the stored text of a column, so booleans compare as
 "true"/"false" and numbers as decimal strings. Columns use XAPI's database
@@ -16,7 +20,7 @@ import re
 
 from .errors import Failure
 
-_TOKEN = re.compile(r'\s*(?:(\()|(\))|(<>)|(=)|"((?:[^"\\]|\\.)*)"|([A-Za-z_]+))')
+_TOKEN = re.compile(r'[ \t\n]*(?:(\()|(\))|(=)|"([^"]*)"|([A-Za-z_]+))')
 
 # Fields that sit in a datamodel namespace, so their database column joins
 # the namespace and the name with "__".
@@ -59,19 +63,19 @@ def _tokens(text):
     position = 0
     tokens = []
     while position < len(text):
-        if text[position:].strip() == "":
+        if text[position:].strip(" \t\n") == "":
             break
         match = _TOKEN.match(text, position)
         if not match:
             raise ValueError("unexpected text at %d" % position)
         position = match.end()
-        open_paren, close_paren, not_equal, equal, literal, word = match.groups()
+        open_paren, close_paren, equal, literal, word = match.groups()
         if literal is not None:
-            tokens.append(("literal", literal.replace('\\"', '"')))
+            tokens.append(("literal", literal))
         elif word is not None:
             tokens.append(("word", word))
         else:
-            tokens.append(("op", open_paren or close_paren or not_equal or equal))
+            tokens.append(("op", open_paren or close_paren or equal))
     return tokens
 
 
@@ -103,7 +107,7 @@ class _Parser:
         kind, text = self.peek()
         if (kind, text) == ("word", "not"):
             self.take()
-            return ("not", self.term())
+            return ("not", self.expression())
         if (kind, text) == ("op", "("):
             self.take()
             node = self.expression()
@@ -114,10 +118,9 @@ class _Parser:
             self.take()
             return ("const", text == "true")
         left = self.value()
-        operator = self.take()
-        if operator not in (("op", "="), ("op", "<>")):
-            raise ValueError("expected = or <>")
-        return (operator[1], left, self.value())
+        if self.take() != ("op", "="):
+            raise ValueError("expected =")
+        return ("=", left, self.value())
 
     def value(self):
         kind, text = self.take()
@@ -159,9 +162,8 @@ def matches(node, record, columns):
         return matches(node[1], record, columns) and matches(node[2], record, columns)
     if tag == "or":
         return matches(node[1], record, columns) or matches(node[2], record, columns)
-    left = _evaluate(node[1], record, columns)
-    right = _evaluate(node[2], record, columns)
-    return (left == right) if tag == "=" else (left != right)
+    return _evaluate(node[1], record, columns) == \
+        _evaluate(node[2], record, columns)
 
 
 def _evaluate(value, record, columns):
