@@ -9,6 +9,7 @@ import json
 import re
 
 import colander
+from gunicorn.http.errors import NoMoreData, ParseException
 
 from simplestack import errors
 
@@ -26,8 +27,10 @@ def read_from_client(stream, size):
 
     Raises RequestTimeout when the client sends nothing for
     simplestack.client_timeout seconds (gunicorn's socket timeout), and
-    InvalidArguments when the client resets the connection. A client that
-    closes its side cleanly makes the read return fewer bytes instead.
+    InvalidArguments when the client resets the connection or sends a
+    chunked body that is malformed or ends before its last chunk. A client
+    that closes its side cleanly during a Content-Length body makes the
+    read return fewer bytes instead.
     """
     try:
         return stream.read(size)
@@ -41,6 +44,12 @@ def read_from_client(stream, size):
         raise errors.InvalidArguments(
             "the client closed the connection before sending the whole "
             "request body (%s)" % type(error).__name__) from error
+    except (ParseException, NoMoreData) as error:
+        # gunicorn parses a chunked body while the application reads it.
+        raise errors.InvalidArguments(
+            "invalid chunked request body (%s). Send a body in chunked "
+            "transfer coding that ends with its last chunk, or one with a "
+            "Content-Length" % error) from error
 
 
 def read_json_body(request, reader=None):

@@ -57,12 +57,14 @@ def exchange(server, data):
             return received, None
 
 
-def chunked_post(path, chunks, token=None):
+def chunked_post(path, chunks, token=None, request_id=None):
     head = ("POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             "Content-Type: application/json\r\n"
             "Transfer-Encoding: chunked\r\n" % path)
     if token is not None:
         head += "%s: %s\r\n" % (TOKEN_HEADER, token)
+    if request_id is not None:
+        head += "X-Request-ID: %s\r\n" % request_id
     return (head + "\r\n").encode("ascii") + chunks
 
 
