@@ -43,6 +43,7 @@ of an imported guest is not timed (see ``measure_xen``).
 
 import argparse
 import base64
+import configparser
 import contextlib
 import http.client
 import json
@@ -125,6 +126,28 @@ def direct_download(connection, volume):
         received += len(data)
     stream.finish()
     return received
+
+
+def started_workers(server, timeout=30):
+    """Return the pids of the server's gunicorn workers once all of
+    production.ini's ``workers`` have started.
+
+    The server answers its readiness request as soon as one worker runs. A
+    list read then could lack the others, and their CPU time and RSS would
+    go unmeasured.
+    """
+    config = configparser.RawConfigParser()
+    config.read(backends.PRODUCTION_INI)
+    expected = config.getint("server:main", "workers")
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = server.workers()
+        if len(pids) >= expected:
+            return pids
+        if time.monotonic() > deadline:
+            raise RuntimeError("%d of %d gunicorn workers started within %d s"
+                               % (len(pids), expected, timeout))
+        time.sleep(0.05)
 
 
 def rss_bytes(pid):
@@ -411,7 +434,7 @@ def measure_libvirt(folder, size, rounds, block, warm_up_bytes):
                     ("service import", service_import, True),
                 ]
                 return run_rounds(rounds, size, steps,
-                                  server.workers(),
+                                  started_workers(server),
                                   warm_up_bytes=warm_up_bytes)
             finally:
                 server.stop()
@@ -582,7 +605,8 @@ def measure_xen(folder, size, rounds, block, warm_up_bytes):
                 first, second = imports if number % 2 == 0 else imports[::-1]
                 return exports + first + second
 
-            return run_rounds(rounds, xva_size, steps, server.workers(),
+            return run_rounds(rounds, xva_size, steps,
+                              started_workers(server),
                               [simulator.process.pid],
                               warm_up_bytes), xva_size
         finally:
