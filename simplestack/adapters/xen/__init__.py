@@ -31,7 +31,8 @@ failures.py
 records.py
     API records built from XAPI records.
 lookups.py
-    UUID and name checks, lookups and bulk reads (event.from).
+    UUID and name checks, lookups and bulk reads (event.from,
+    get_all_records_where).
 rollback.py
     Undoing the done steps of a change that failed half-way.
 device_numbers.py
