@@ -44,12 +44,19 @@ client that stopped sending held a thread for 5 s. This worker sends
 "Connection: close" with such a response, for Content-Length and chunked
 bodies alike, and closes the connection without waiting in a thread.
 
+gunicorn answers a request that it cannot parse (a bad request line or
+header field, a head over its limits, an unknown transfer coding) with an
+HTML page. Each worker replaces gunicorn's writer of that page, so the
+body is the service's JSON error: {"error": name, "message": text}.
+
 The class overrides six methods of gunicorn's ``ThreadWorker``, reads
 four of its attributes, and hands a head to the parser of gunicorn's
 connection objects. ``check_config`` and ``__init__`` raise
 RuntimeError when the installed gunicorn lacks one of them.
 """
 
+import http
+import json
 import selectors
 import socket
 import time
@@ -59,7 +66,7 @@ import gunicorn
 from gunicorn import util
 from gunicorn.http import body, unreader, wsgi
 from gunicorn.http2 import negotiation
-from gunicorn.workers import gthread
+from gunicorn.workers import base, gthread
 
 #: Methods of gunicorn's ThreadWorker that this worker overrides.
 OVERRIDDEN_METHODS = (
@@ -86,6 +93,17 @@ LINGER_READ_BYTES = 4096
 #: poller for their first bytes, and its worker_connections.
 READ_ATTRIBUTES = (
     "nr_conns", "keepalived_conns", "pending_conns", "worker_connections")
+#: Error names (simplestack.errors) of the statuses that gunicorn's
+#: Worker.handle_error sends. Other statuses get InvalidArguments below
+#: 500 and InternalError from 500 on.
+SERVER_ERROR_NAMES = {
+    400: "InvalidArguments",
+    414: "RequestTooLarge",
+    417: "InvalidArguments",
+    431: "RequestTooLarge",
+    500: "InternalError",
+    501: "FeatureNotImplemented",
+}
 
 
 def missing_gunicorn_parts(worker_class):
@@ -106,6 +124,10 @@ def missing_gunicorn_parts(worker_class):
                         (wsgi.Response, "start_response")):
         if not callable(getattr(owner, name, None)):
             missing.append("%s.%s" % (owner.__name__, name))
+    # The error page that write_json_error replaces.
+    if "write_error" not in base.Worker.handle_error.__code__.co_names \
+            or not callable(getattr(util, "write_error", None)):
+        missing.append("util.write_error called by Worker.handle_error")
     # unread_body_left reads the count of body bytes left to receive, and
     # the chunk parser that a chunked body's reader drops at its end.
     if "length" not in body.LengthReader.read.__code__.co_names:
@@ -161,6 +183,30 @@ def close_after_unread_body(application):
     return close_if_body_unread
 
 
+def write_json_error(sock, status, reason, message):
+    """Send gunicorn's response to a request it cannot parse, with the
+    service's JSON error body in place of gunicorn's HTML page.
+
+    Takes the arguments of gunicorn's util.write_error. Like that
+    function, it sends "Connection: close" and does not block.
+    """
+    name = SERVER_ERROR_NAMES.get(
+        status, "InternalError" if status >= 500 else "InvalidArguments")
+    try:
+        # gunicorn sends "501 Bad Request" for an unknown transfer coding.
+        reason = http.HTTPStatus(status).phrase
+    except ValueError:
+        pass
+    body = json.dumps({
+        "error": name,
+        "message": message or "the server failed to handle the request",
+    }).encode("utf-8")
+    head = ("HTTP/1.1 %d %s\r\nConnection: close\r\n"
+            "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+            % (status, reason, len(body)))
+    util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
 def raise_unsupported(missing):
     raise RuntimeError(
         "simplestack.gunicorn_worker.ThreadWorker needs gunicorn's "
@@ -203,8 +249,12 @@ class ThreadWorker(gthread.ThreadWorker):
         self.head_waiting = {}
 
     def load_wsgi(self):
+        # Runs in the worker process, after the fork.
         super().load_wsgi()
         self.wsgi = close_after_unread_body(self.wsgi)
+        # Worker.handle_error looks the function up on gunicorn's util
+        # module at each call, and nothing else in the worker calls it.
+        util.write_error = write_json_error
 
     def busy_connections(self):
         """Return the number of connections handed to the thread pool: in
