@@ -1,7 +1,7 @@
 """Requests that gunicorn rejects before the application receives them,
 against production.ini's gunicorn.
 
-gunicorn answered a request head it cannot parse with its own HTML page
+gunicorn responded to a request head it cannot parse with an HTML page
 (Content-Type: text/html), and a client that miscounted a body got one
 for the next request on its kept-alive connection. Every error body of
 the service is JSON: {"error": name, "message": text}.
