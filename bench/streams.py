@@ -87,7 +87,7 @@ def warm_free_memory(size):
     The kernel most often hands out recently freed pages first, so the
     timed transfer that follows writes the hypervisor's new file into pages
     in recent use. On the virtual machine of bench/README.md, writing
-    512 MiB to a tmpfs took 1.2 to 1.5 s of system CPU into pages unused
+    512 MiB to a tmpfs took 1.4 to 1.5 s of system CPU into pages unused
     for a while and 0.2 s into recently freed ones. Without this step an
     import cost one side or the other about 1 s more, at random.
     """
@@ -641,7 +641,7 @@ def main():
     print("load average at start %.1f" % os.getloadavg()[0])
     results = []
     for name in names:
-        # On Xen the folder holds the XVA file and the simulator's disks.
+        # On Xen the folder contains the XVA file and the simulator's disks.
         with tempfile.TemporaryDirectory(prefix="bench-streams-",
                                          dir=MEMORY_FOLDER) as folder:
             if name == "libvirt":
