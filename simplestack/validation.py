@@ -111,7 +111,7 @@ def json_body_validator(request, schema=None, **kwargs):
 # -- lists ---------------------------------------------------------------
 
 MAX_LIMIT = 100000
-DIGITS = re.compile(r"^[0-9]{1,9}$")
+DIGITS = re.compile(r"^[0-9]+$")
 
 
 def list_query_schema():
@@ -161,6 +161,14 @@ def list_query_validator(request, **kwargs):
     if "limit" in query and not DIGITS.match(query["limit"]):
         request.errors.add("querystring", "limit",
                            "%r is not a whole number" % query["limit"])
+        return
+    if "limit" in query and len(query["limit"].lstrip("0")) > len(
+            str(MAX_LIMIT)):
+        # Too long for colander's message to quote; int() of a long digit
+        # string also costs time that grows with its length.
+        request.errors.add("querystring", "limit",
+                           "%s... is greater than maximum value %d"
+                           % (query["limit"][:12], MAX_LIMIT))
         return
     try:
         validated = list_query_schema().deserialize(query)

@@ -70,6 +70,20 @@ def test_next_link_keeps_fields(api, five_guests):
     assert query["marker"] == [response.json[0]["id"]]
 
 
+@pytest.mark.parametrize("limit", ["100001", "1" * 40, "0" * 30 + "100001"])
+def test_limit_over_maximum_names_maximum(api, limit):
+    response = api.get(GUESTS + "?limit=" + limit, status="*")
+    assert response.status_int == 400
+    description = response.json["details"][0]["description"]
+    assert "greater than maximum value 100000" in description
+    assert len(description) < 100
+
+
+def test_limit_with_leading_zeros_is_read(api, five_guests):
+    response = api.get(GUESTS + "?limit=" + "0" * 30 + "2")
+    assert len(response.json) == 2
+
+
 @pytest.mark.parametrize("query", [
     "limit=0", "limit=-1", "limit=abc", "fields=nonexistent",
     "fields=name,,state", "limit=1&limit=2", "limit=", "fields=",
