@@ -197,14 +197,14 @@ def write_json_error(sock, status, reason, message):
         reason = http.HTTPStatus(status).phrase
     except ValueError:
         pass
-    body = json.dumps({
+    payload = json.dumps({
         "error": name,
         "message": message or "the server failed to handle the request",
     }).encode("utf-8")
     head = ("HTTP/1.1 %d %s\r\nConnection: close\r\n"
             "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
-            % (status, reason, len(body)))
-    util.write_nonblock(sock, head.encode("latin-1") + body)
+            % (status, reason, len(payload)))
+    util.write_nonblock(sock, head.encode("latin-1") + payload)
 
 
 def raise_unsupported(missing):
