@@ -35,10 +35,11 @@ fills a new VDI of ``--size-mib`` MiB through ``/import_raw_vdi`` and
 attaches it to a halted guest, whose XVA export is then the image. Direct
 transfers are HTTPS requests to the simulator's ``/export`` and ``/import``
 handlers. The service transfers are the same API requests as on libvirt,
-with an ``application/x-xva`` body. On Xen, a direct import passes a task and ends when the task does, as
-the service's does. Every timed import follows an untimed direct import,
-the two imports change places from one round to the next, and the removal
-of an imported guest is not timed (see ``measure_xen``).
+with an ``application/x-xva`` body. On Xen, a direct import passes a task
+and ends when the task does, as the service's does. Every timed import
+follows an untimed direct import, the two imports change places from one
+round to the next, and the removal of an imported guest is not timed (see
+``measure_xen``).
 """
 
 import argparse
