@@ -44,7 +44,6 @@ round to the next, and the removal of an imported guest is not timed (see
 
 import argparse
 import base64
-import configparser
 import contextlib
 import http.client
 import json
@@ -127,28 +126,6 @@ def direct_download(connection, volume):
         received += len(data)
     stream.finish()
     return received
-
-
-def started_workers(server, timeout=30):
-    """Return the pids of the server's gunicorn workers once all of
-    production.ini's ``workers`` have started.
-
-    The server answers its readiness request as soon as one worker runs. A
-    list read then could lack the others, and their CPU time and RSS would
-    go unmeasured.
-    """
-    config = configparser.RawConfigParser()
-    config.read(backends.PRODUCTION_INI)
-    expected = config.getint("server:main", "workers")
-    deadline = time.monotonic() + timeout
-    while True:
-        pids = server.workers()
-        if len(pids) >= expected:
-            return pids
-        if time.monotonic() > deadline:
-            raise RuntimeError("%d of %d gunicorn workers started within %d s"
-                               % (len(pids), expected, timeout))
-        time.sleep(0.05)
 
 
 def rss_bytes(pid):
@@ -435,7 +412,7 @@ def measure_libvirt(folder, size, rounds, block, warm_up_bytes):
                     ("service import", service_import, True),
                 ]
                 return run_rounds(rounds, size, steps,
-                                  started_workers(server),
+                                  server.wait_for_workers(),
                                   warm_up_bytes=warm_up_bytes)
             finally:
                 server.stop()
@@ -607,7 +584,7 @@ def measure_xen(folder, size, rounds, block, warm_up_bytes):
                 return exports + first + second
 
             return run_rounds(rounds, xva_size, steps,
-                              started_workers(server),
+                              server.wait_for_workers(),
                               [simulator.process.pid],
                               warm_up_bytes), xva_size
         finally:

@@ -130,6 +130,28 @@ class Server:
         with open(path) as children:
             return [int(pid) for pid in children.read().split()]
 
+    def wait_for_workers(self, timeout=30):
+        """Return the pids of the gunicorn workers once all of the INI's
+        ``workers`` have started.
+
+        The server answers its readiness request as soon as one worker
+        runs. A list read then could lack the others, and their CPU time
+        and RSS would go unmeasured.
+        """
+        config = configparser.RawConfigParser()
+        config.read(self.ini_path)
+        expected = config.getint("server:main", "workers")
+        deadline = time.monotonic() + timeout
+        while True:
+            pids = self.workers()
+            if len(pids) >= expected:
+                return pids
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    "%d of %d gunicorn workers started within %d s"
+                    % (len(pids), expected, timeout))
+            time.sleep(0.05)
+
     def stop(self):
         """Stop gunicorn at once (SIGINT), or kill it after 30 s, then kill
         any worker that outlived it."""
@@ -210,6 +232,8 @@ def main():
         try:
             service_record = service.wait_until_ready()
             bare_record = bare.wait_until_ready()
+            service.wait_for_workers()
+            bare.wait_for_workers()
             if service_record != bare_record:
                 raise RuntimeError("the records differ:\n%s\n%s" % (
                     service_record, bare_record))
