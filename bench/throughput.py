@@ -134,7 +134,7 @@ class Server:
         """Return the pids of the gunicorn workers once all of the INI's
         ``workers`` have started.
 
-        The server answers its readiness request as soon as one worker
+        The server responds to its readiness request as soon as one worker
         runs. A list read then could lack the others, and their CPU time
         and RSS would go unmeasured.
         """
