@@ -26,6 +26,10 @@ CASES = [
      + b"Bad Header: 1\r\n\r\n", 400, "InvalidArguments"),
     ("method", b"G@T /healthz HTTP/1.1\r\n" + HOST + b"\r\n", 400,
      "InvalidArguments"),
+    ("header-value-nul", b"GET /healthz HTTP/1.1\r\n" + HOST
+     + b"X-Field: a\x00b\r\n\r\n", 400, "InvalidArguments"),
+    ("header-value-cr", b"GET /healthz HTTP/1.1\r\n" + HOST
+     + b"X-Field: a\rb\r\n\r\n", 400, "InvalidArguments"),
     ("request-line", b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n" + HOST
      + b"\r\n", 414, "RequestTooLarge"),
     ("header-count", b"GET /healthz HTTP/1.1\r\n" + HOST
