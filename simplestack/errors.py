@@ -40,6 +40,10 @@ import logging
 
 from simplestack.responses import Response
 
+#: WSGI environ key that makes production.ini's gunicorn worker close
+#: the connection after the response (see SimplestackError.close_connection).
+CLOSE_CONNECTION_KEY = "simplestack.close_connection"
+
 logger = logging.getLogger(__name__)
 
 
@@ -52,6 +56,9 @@ class SimplestackError(Exception):
 
     status = 500
     name = "InternalError"
+    #: Set on errors that leave the request body incomplete, so that the
+    #: response closes the connection (validation.body_incomplete).
+    close_connection = False
 
     def __init__(self, message, *, details=None, code=None, params=None,
                  original=None, headers=None):

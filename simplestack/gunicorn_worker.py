@@ -68,6 +68,8 @@ from gunicorn.http import body, unreader, wsgi
 from gunicorn.http2 import negotiation
 from gunicorn.workers import base, gthread
 
+from simplestack.errors import CLOSE_CONNECTION_KEY
+
 #: Methods of gunicorn's ThreadWorker that this worker overrides.
 OVERRIDDEN_METHODS = (
     "accept", "set_accept_enabled", "handle", "finish_request",
@@ -172,10 +174,11 @@ def unread_body_left(request_body):
 
 def close_after_unread_body(application):
     """Wrap the WSGI ``application`` so that a response to a request
-    whose body is left unread closes the connection."""
+    whose body is left unread or incomplete closes the connection."""
     def close_if_body_unread(environ, start_response):
         def start(status, headers, exc_info=None):
-            if unread_body_left(environ.get("wsgi.input")):
+            if environ.get(CLOSE_CONNECTION_KEY) or unread_body_left(
+                    environ.get("wsgi.input")):
                 # start_response is a bound method of gunicorn's Response.
                 start_response.__self__.force_close()
             return start_response(status, headers, exc_info)
@@ -202,7 +205,8 @@ def write_json_error(sock, status, reason, message):
         "message": message or "the server failed to handle the request",
     }).encode("utf-8")
     head = ("HTTP/1.1 %d %s\r\nConnection: close\r\n"
-            "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+            "Content-Type: application/json; charset=utf-8\r\n"
+            "Content-Length: %d\r\n\r\n"
             % (status, reason, len(payload)))
     util.write_nonblock(sock, head.encode("latin-1") + payload)
 

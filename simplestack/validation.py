@@ -10,6 +10,7 @@ import re
 
 import colander
 from gunicorn.http.errors import NoMoreData, ParseException
+from webob.request import DisconnectionError
 
 from simplestack import errors
 
@@ -27,29 +28,42 @@ def read_from_client(stream, size):
 
     Raises RequestTimeout when the client sends nothing for
     simplestack.client_timeout seconds (gunicorn's socket timeout), and
-    InvalidArguments when the client resets the connection or sends a
-    chunked body that is malformed or ends before its last chunk. A client
-    that closes its side cleanly during a Content-Length body makes the
-    read return fewer bytes instead.
+    InvalidArguments when the client resets the connection, closes its side
+    before the end of a body that webob reads (request.body_file), or sends
+    a chunked body that is malformed or ends before its last chunk. A client
+    that closes its side cleanly during a Content-Length body read from
+    request.body_file_raw makes the read return fewer bytes instead. Each
+    of these errors closes the connection (see body_incomplete).
     """
     try:
         return stream.read(size)
     except TimeoutError as error:
-        raise errors.RequestTimeout(
-            "the client sent no request body data within the time limit "
-            "(simplestack.client_timeout)") from error
-    except ConnectionError as error:
+        raise body_incomplete(errors.RequestTimeout(
+            "the client sent no more request body data within the time "
+            "limit (simplestack.client_timeout)")) from error
+    except (ConnectionError, DisconnectionError) as error:
         # Without this, the error becomes a 500, or a 502 that blames the
         # hypervisor when an adapter is passing the body on.
-        raise errors.InvalidArguments(
+        raise body_incomplete(errors.InvalidArguments(
             "the client closed the connection before sending the whole "
-            "request body (%s)" % type(error).__name__) from error
+            "request body (%s)" % type(error).__name__)) from error
     except (ParseException, NoMoreData) as error:
         # gunicorn parses a chunked body while the application reads it.
-        raise errors.InvalidArguments(
+        raise body_incomplete(errors.InvalidArguments(
             "invalid chunked request body (%s). Send a body in chunked "
             "transfer coding that ends with its last chunk, or one with a "
-            "Content-Length" % error) from error
+            "Content-Length" % error)) from error
+
+
+def body_incomplete(error):
+    """Mark ``error`` as one that leaves the request body incomplete, so
+    that its response closes the connection; return it.
+
+    The error view passes the mark on in the WSGI environ, because a
+    WSGI application may not send a Connection header itself.
+    """
+    error.close_connection = True
+    return error
 
 
 def read_json_body(request, reader=None):

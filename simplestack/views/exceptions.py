@@ -51,6 +51,8 @@ def simplestack_error(exc, request):
             loggable_method(request.method), loggable_path(request.path),
             exc.name, exc.message, type(exc.original).__name__
             if exc.original is not None else "no hypervisor exception")
+    if exc.close_connection:
+        request.environ[errors.CLOSE_CONNECTION_KEY] = True
     return errors.error_response(exc, exc.headers)
 
 

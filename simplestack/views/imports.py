@@ -16,7 +16,8 @@ from simplestack import errors, logs, schemas
 from simplestack.resources.host import close_adapter
 from simplestack.streams import stream_slots
 from simplestack.validation import (
-    read_from_client, read_json_body, single_query_values, validate_json)
+    body_incomplete, read_from_client, read_json_body, single_query_values,
+    validate_json)
 from simplestack.views import child_path, created
 
 logger = logging.getLogger(__name__)
@@ -78,9 +79,9 @@ class Upload:
             data = read_from_client(self._input,
                                     min(size, self._remaining))
             if not data:
-                raise errors.InvalidArguments(
-                    "the upload ended after %d of %d bytes"
-                    % (self.length - self._remaining, self.length))
+                raise body_incomplete(errors.InvalidArguments(
+                    "the request body ended after %d of %d bytes"
+                    % (self.length - self._remaining, self.length)))
             self._remaining -= len(data)
             size -= len(data)
             parts.append(data)

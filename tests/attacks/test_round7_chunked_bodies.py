@@ -1,5 +1,5 @@
-"""Malformed chunked request bodies, and chunked bodies that the client
-ends early, against production.ini's gunicorn.
+"""Malformed chunked request bodies, and bodies that the client ends
+early, against production.ini's gunicorn.
 
 gunicorn raises its parse errors (InvalidChunkSize, ChunkMissingTerminator,
 InvalidChunkExtension, InvalidHeader in a trailer) and NoMoreData from the
@@ -84,3 +84,32 @@ def test_cut_chunked_body_rejected(server, request_id, chunks):
     received = send_and_read(server, data, close_write=True)
 
     check_rejected(server, received, request_id)
+
+
+#: Requests with a JSON body of known length: (case, method, path).
+LENGTH_BODY_REQUESTS = [
+    ("create-guest", "POST", "/test/default/guests"),
+    ("update-guest", "PUT", "/test/default/guests/test"),
+    ("add-tag", "POST", "/test/default/guests/test/tags"),
+    ("power", "PUT", "/test/default/guests/test/power"),
+]
+
+
+@pytest.mark.parametrize("case, method, path", LENGTH_BODY_REQUESTS,
+                         ids=[request[0] for request in LENGTH_BODY_REQUESTS])
+def test_cut_length_body_rejected(server, case, method, path):
+    # Content-Length 2000, 100 bytes of JSON, then the client closes its
+    # side. webob raised DisconnectionError, which became a 500.
+    request_id = "round7-cut-length-" + case
+    data = (b"%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 2000\r\n"
+            b"x-simplestack-hypervisor-token: %s\r\nX-Request-ID: %s\r\n\r\n"
+            % (method.encode("ascii"), path.encode("ascii"),
+               make_token("user", "pass").encode("ascii"),
+               request_id.encode("ascii"))
+            + b'{"name": "' + b"a" * 88 + b'"}')
+
+    received = send_and_read(server, data, close_write=True)
+
+    check_rejected(server, received, request_id)
+    assert b"request body" in received, received[-300:]

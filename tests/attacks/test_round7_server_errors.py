@@ -71,7 +71,7 @@ def test_rejected_head_gets_json_error(server, case, data, status, error):
 
     assert head.startswith(b"HTTP/1.1 %d " % status), head
     header_lines = head.split(b"\r\n")[1:]
-    assert b"Content-Type: application/json" in header_lines, head
+    assert b"Content-Type: application/json; charset=utf-8" in header_lines, head
     assert b"Connection: close" in header_lines, head
     document = json.loads(body)
     assert document["error"] == error, document
