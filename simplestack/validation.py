@@ -5,6 +5,7 @@ Validators only read the request and fill ``request.validated`` or
 request that fails validation changes nothing on the hypervisor.
 """
 
+import contextlib
 import json
 import re
 
@@ -13,6 +14,7 @@ from gunicorn.http.errors import NoMoreData, ParseException
 from webob.request import DisconnectionError
 
 from simplestack import errors
+from simplestack.read_deadlines import read_deadline
 
 
 def _add_invalid(request, location, exc):
@@ -66,6 +68,34 @@ def body_incomplete(error):
     return error
 
 
+@contextlib.contextmanager
+def whole_body_deadline(request):
+    """Bound the body reads of the block to simplestack.client_timeout
+    seconds in all, under gunicorn; raise RequestTimeout when they take
+    longer.
+
+    Each read from the socket already has that timeout, but a client
+    that sends a little before each one ends kept its thread without end.
+    Under waitress the body is read whole before the application runs.
+    """
+    sock = request.environ.get("gunicorn.socket")
+    if sock is None:
+        yield
+        return
+    seconds = request.registry.settings["simplestack.client_timeout"]
+    with read_deadline(sock, seconds) as watch:
+        try:
+            yield
+        except errors.SimplestackError:
+            # A read cut by the deadline ends like a client that closed.
+            if not watch.expired:
+                raise
+    if watch.expired:
+        raise body_incomplete(errors.RequestTimeout(
+            "the client did not send the whole request body within %g s "
+            "(simplestack.client_timeout)" % seconds))
+
+
 def read_json_body(request, reader=None):
     """Return the decoded JSON body, or None (with request.errors set).
 
@@ -81,7 +111,8 @@ def read_json_body(request, reader=None):
 
     if reader is None:
         reader = request.body_file
-    raw = read_from_client(reader, limit + 1)
+    with whole_body_deadline(request):
+        raw = read_from_client(reader, limit + 1)
     if len(raw) > limit:
         raise errors.RequestTooLarge(
             "the JSON body has more than %d bytes, the limit" % limit)

@@ -17,7 +17,7 @@ from simplestack.resources.host import close_adapter
 from simplestack.streams import stream_slots
 from simplestack.validation import (
     body_incomplete, read_from_client, read_json_body, single_query_values,
-    validate_json)
+    validate_json, whole_body_deadline)
 from simplestack.views import child_path, created
 
 logger = logging.getLogger(__name__)
@@ -139,7 +139,9 @@ def json_or_import_validator(request, schema=None, **kwargs):
 
     if request.content_length:
         upload = Upload(request)
-        if looks_like_image(upload.peek(PEEK_BYTES)):
+        with whole_body_deadline(request):
+            prefix = upload.peek(PEEK_BYTES)
+        if looks_like_image(prefix):
             _prepare_import(request)
             request.validated["upload"] = upload
             return

@@ -1,0 +1,112 @@
+"""JSON bodies sent slowly, against production.ini's gunicorn.
+
+simplestack.client_timeout was the timeout of each socket read, so a
+client that sent one byte of its body before each timeout ended kept its
+thread without end. The whole body must now arrive within that time.
+"""
+
+import json
+import socket
+import threading
+import time
+
+import pytest
+
+from tests.conftest import make_token
+from tests.derived_servers import derive_ini
+from tests.operations.servers import PRODUCTION_INI, ProductionServer
+
+CLIENT_TIMEOUT = 2
+#: Seconds between the body bytes of a slow client, within CLIENT_TIMEOUT.
+BYTE_INTERVAL = 0.5
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("round7-slow-bodies")
+    ini_path = derive_ini(PRODUCTION_INI, {
+        "app:main": {"simplestack.client_timeout": str(CLIENT_TIMEOUT)},
+        "server:main": {"workers": 1, "threads": 2},
+    }, str(folder / "production.ini"))
+    running = ProductionServer(str(folder / "gunicorn.log"), ini_path)
+    running.start()
+    yield running
+    running.stop()
+
+
+def send_slowly(server, method, path, body):
+    """Send the head, then ``body`` one byte every BYTE_INTERVAL seconds
+    until the server responds. Return (response bytes, seconds from the
+    head to the end of the response)."""
+    head = (b"%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n"
+            b"x-simplestack-hypervisor-token: %s\r\n\r\n"
+            % (method.encode("ascii"), path.encode("ascii"), len(body),
+               make_token("user", "pass").encode("ascii")))
+    with socket.create_connection(("127.0.0.1", server.port), 10) as sock:
+        sock.sendall(head)
+        started = time.monotonic()
+        stop = threading.Event()
+
+        def trickle():
+            for byte in body:
+                if stop.wait(BYTE_INTERVAL):
+                    return
+                try:
+                    sock.sendall(bytes([byte]))
+                except OSError:
+                    return
+
+        sender = threading.Thread(target=trickle)
+        sender.start()
+        try:
+            sock.settimeout(30)
+            received = b""
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                received += data
+        finally:
+            stop.set()
+            sender.join()
+        return received, time.monotonic() - started
+
+
+@pytest.mark.parametrize("method, path", [
+    ("POST", "/test/default/guests/test/tags"),
+    # The create view peeks at the body to tell an image from JSON first.
+    ("POST", "/test/default/guests"),
+    ("PUT", "/test/default/guests/test"),
+])
+def test_slow_json_body_times_out(server, method, path):
+    # 60 bytes at 2 per second would take 30 s.
+    body = b'{"name": "' + b"s" * 48 + b'"}'
+
+    received, seconds = send_slowly(server, method, path, body)
+
+    head, _, answer = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 "), received[:300]
+    assert b"\r\nConnection: close\r\n" in head + b"\r\n", head
+    assert json.loads(answer)["error"] == "RequestTimeout"
+    assert CLIENT_TIMEOUT - 0.5 <= seconds < CLIENT_TIMEOUT + 3, seconds
+
+
+def test_fast_json_body_still_read(server):
+    body = b'{"name": "quick-tag"}'
+    head = (b"POST /test/default/guests/test/tags HTTP/1.1\r\n"
+            b"Host: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\nx-simplestack-hypervisor-token: %s\r\n"
+            b"Connection: close\r\n\r\n"
+            % (len(body), make_token("user", "pass").encode("ascii")))
+    with socket.create_connection(("127.0.0.1", server.port), 10) as sock:
+        sock.sendall(head + body)
+        sock.settimeout(10)
+        received = b""
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                break
+            received += data
+
+    assert received.startswith(b"HTTP/1.1 201 "), received[:300]
