@@ -110,6 +110,18 @@ class Client:
         self.session.close()
 
 
+def read_until_close(sock, timeout=10):
+    """Return every byte received on ``sock`` until the server closes it,
+    waiting at most ``timeout`` seconds for each read."""
+    sock.settimeout(timeout)
+    received = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return received
+        received += chunk
+
+
 def leaks_canary(data):
     """Tell whether bytes or text contain the canary or its token forms."""
     if isinstance(data, bytes):

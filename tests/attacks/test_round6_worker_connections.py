@@ -14,6 +14,7 @@ import time
 import pytest
 
 from simplestack.gunicorn_worker import HEAD_THREAD_WAIT_SECONDS
+from tests.attacks.stack import read_until_close
 from tests.derived_servers import derive_ini
 from tests.operations.servers import PRODUCTION_INI, ProductionServer
 
@@ -64,16 +65,6 @@ def healthz_status(server, timeout=HEALTHZ_TIMEOUT):
         return type(error).__name__
     finally:
         connection.close()
-
-
-def read_until_close(sock, timeout=10):
-    sock.settimeout(timeout)
-    received = b""
-    while True:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return received
-        received += chunk
 
 
 def test_lingering_clients_keep_healthz_responsive(server):

@@ -12,6 +12,7 @@ import socket
 
 import pytest
 
+from tests.attacks.stack import read_until_close
 from tests.conftest import make_token
 # production.ini's gunicorn with one worker.
 from tests.attacks.test_round7_unread_bodies import (  # noqa: F401
@@ -40,13 +41,7 @@ def send_and_read(server, data, close_write):
         sock.sendall(data)
         if close_write:
             sock.shutdown(socket.SHUT_WR)
-        sock.settimeout(10)
-        received = b""
-        while True:
-            data = sock.recv(65536)
-            if not data:
-                return received
-            received += data
+        return read_until_close(sock)
 
 
 def check_rejected(server, received, request_id):

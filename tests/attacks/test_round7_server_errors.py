@@ -12,6 +12,7 @@ import socket
 
 import pytest
 
+from tests.attacks.stack import read_until_close
 from tests.conftest import make_token
 # production.ini's gunicorn with one worker.
 from tests.attacks.test_round7_unread_bodies import server  # noqa: F401
@@ -52,13 +53,7 @@ def last_response(server, data):
     server closes the connection, as (head, body)."""
     with socket.create_connection(("127.0.0.1", server.port), 10) as sock:
         sock.sendall(data)
-        sock.settimeout(10)
-        received = b""
-        while True:
-            data = sock.recv(65536)
-            if not data:
-                break
-            received += data
+        received = read_until_close(sock)
     last = b"HTTP/1.1 " + received.split(b"HTTP/1.1 ")[-1]
     head, _, body = last.partition(b"\r\n\r\n")
     return head, body

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from tests.attacks.stack import read_until_close
 from tests.conftest import make_token
 from tests.derived_servers import derive_ini
 from tests.operations.servers import PRODUCTION_INI, ProductionServer
@@ -60,13 +61,7 @@ def send_slowly(server, method, path, body):
         sender = threading.Thread(target=trickle)
         sender.start()
         try:
-            sock.settimeout(30)
-            received = b""
-            while True:
-                data = sock.recv(65536)
-                if not data:
-                    break
-                received += data
+            received = read_until_close(sock, timeout=30)
         finally:
             stop.set()
             sender.join()
@@ -101,12 +96,6 @@ def test_fast_json_body_still_read(server):
             % (len(body), make_token("user", "pass").encode("ascii")))
     with socket.create_connection(("127.0.0.1", server.port), 10) as sock:
         sock.sendall(head + body)
-        sock.settimeout(10)
-        received = b""
-        while True:
-            data = sock.recv(65536)
-            if not data:
-                break
-            received += data
+        received = read_until_close(sock)
 
     assert received.startswith(b"HTTP/1.1 201 "), received[:300]
