@@ -1,4 +1,5 @@
-"""A per-process limit on image streams in progress.
+"""Image streams: a per-process limit on those in progress, and the
+reading ahead of exports.
 
 A WSGI worker thread serves an export until its client has read the last
 byte, and a client that stops reading holds the thread. Without a limit,
@@ -9,9 +10,10 @@ answering anything.
 import ctypes
 import logging
 import os
+import queue
 import threading
 
-from simplestack import errors
+from simplestack import errors, logs
 
 logger = logging.getLogger(__name__)
 
@@ -104,3 +106,96 @@ class _Slot:
 
 def stream_slots(request):
     return request.registry.simplestack_stream_slots
+
+
+#: How many chunks of an export ReadAhead may hold beyond the one the
+#: server is sending. Adapters yield chunks of at most 1 MiB.
+READ_AHEAD_CHUNKS = 4
+#: How long ReadAhead.close waits for its thread to leave the adapter's
+#: iterator before the stream is closed under it, in seconds.
+READ_AHEAD_JOIN_SECONDS = 10.0
+
+_CHUNK, _END, _FAILED = "chunk", "end", "failed"
+
+
+class ReadAhead:
+    """Iterate an export's chunks in a thread of its own, ahead of the
+    client.
+
+    While a WSGI thread writes a chunk to the client, it reads nothing
+    from the hypervisor, and a hypervisor that can queue little waits:
+    libvirtd's socket buffer (208 KiB by default on Linux) is smaller than
+    one 256 KiB stream message. This thread goes on reading meanwhile, at
+    most ``depth`` chunks ahead, which bounds the memory an export holds.
+    The iterator's errors reach the consumer in order, after the chunks
+    read before them.
+
+    ``request_id`` goes to the thread's log lines. Call ``close`` before
+    closing the stream that the iterator reads: the thread then leaves the
+    iterator and closes it itself, because only the thread that runs a
+    generator can close it.
+    """
+
+    def __init__(self, chunks, request_id=None, depth=READ_AHEAD_CHUNKS):
+        self._chunks = iter(chunks)
+        self._request_id = request_id
+        self._queue = queue.Queue(depth)
+        self._stopping = threading.Event()
+        self._ended = False
+        self._thread = threading.Thread(
+            target=self._run, name="simplestack-read-ahead", daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        logs.set_stream_request_id(self._request_id)
+        try:
+            for chunk in self._chunks:
+                if not self._put(_CHUNK, chunk):
+                    return
+            self._put(_END, None)
+        except BaseException as error:
+            self._put(_FAILED, error)
+        finally:
+            close = getattr(self._chunks, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    logger.exception("closing an export's chunks failed")
+
+    def _put(self, kind, value):
+        if self._stopping.is_set():
+            return False
+        self._queue.put((kind, value))
+        return True
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._ended:
+            raise StopIteration
+        kind, value = self._queue.get()
+        if kind == _CHUNK:
+            return value
+        self._ended = True
+        if kind == _FAILED:
+            raise value
+        raise StopIteration
+
+    def close(self):
+        """Stop the thread and wait until it has left the iterator."""
+        self._ended = True
+        self._stopping.set()
+        # A put blocked on a full queue returns once a slot is free, and
+        # the thread then checks the stop before its next put.
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        self._thread.join(READ_AHEAD_JOIN_SECONDS)
+        if self._thread.is_alive():
+            logger.warning("an export's reading thread still waits for the "
+                           "hypervisor after %.0f s; closing its stream "
+                           "anyway", READ_AHEAD_JOIN_SECONDS)

@@ -4,10 +4,10 @@ from urllib.parse import quote
 
 import colander
 
-from simplestack import schemas
+from simplestack import logs, schemas
 from simplestack.adapters.base import POWER_ACTIONS
 from simplestack.responses import Response
-from simplestack.streams import stream_slots
+from simplestack.streams import ReadAhead, stream_slots
 from simplestack.validation import json_body_validator, list_query_validator
 from simplestack.views import (
     child_path, created, describe, hypervisor_service, json_response,
@@ -195,10 +195,11 @@ def export_guest(request):
     # still gets a JSON error. Once the view has returned, the server can
     # only end a failed body with its own plain-text 500 or a cut
     # connection.
-    chunks = iter(stream)
+    chunks = ReadAhead(stream, logs.current_request_id())
     try:
         first = next(chunks, b"")
     except BaseException:
+        chunks.close()
         stream.close()
         slot.release()
         raise

@@ -211,7 +211,13 @@ class StreamBody:
     def close(self):
         previous_id = logs.set_stream_request_id(self.request_id)
         try:
-            self.stream.close()
+            # A ReadAhead must leave the stream before the stream closes.
+            try:
+                close_chunks = getattr(self.chunks, "close", None)
+                if close_chunks is not None:
+                    close_chunks()
+            finally:
+                self.stream.close()
         except Exception:
             logger.exception("closing the image stream failed")
         finally:
