@@ -33,3 +33,4 @@ class XenAdapter(SettingsMixin, SessionMixin, LookupsMixin, TasksMixin,
         self._session = None
         self._endpoint = None
         self._uuids = {}
+        self._named_refs = {}

@@ -65,6 +65,8 @@ class DisksMixin:
         if disk_id.isdigit():
             for disk in self._disks(vm):
                 if int(disk[1]["userdevice"]) == int(disk_id):
+                    self._name_ref("VBD", disk[0])
+                    self._name_ref("VDI", disk[2])
                     return disk
         raise errors.EntityNotFound("guest %s has no disk %s"
                                     % (guest_id, disk_id))
@@ -204,7 +206,9 @@ class DisksMixin:
         if not drives:
             raise errors.InvalidState("guest %s has no CD-ROM drive"
                                       % guest_id)
-        return min(drives, key=lambda item: item[1]["userdevice"])
+        drive = min(drives, key=lambda item: item[1]["userdevice"])
+        self._name_ref("VBD", drive[0])
+        return drive
 
     def get_media(self, guest_id):
         _ref, vm = self._guest(guest_id)

@@ -102,6 +102,11 @@ UNSUPPORTED_CODES = frozenset((
 ))
 
 
+def is_gone(error):
+    """Tell whether a translated error reports a missing object."""
+    return error.code in NOT_FOUND_CODES
+
+
 def public_params(params, uuids):
     """Return ``params`` with each reference replaced by its UUID.
 
@@ -117,10 +122,17 @@ def public_params(params, uuids):
     return public
 
 
-def classify(code):
-    """Return the Simplestack error class for a XAPI error code."""
+def classify(code, names_object=True):
+    """Return the Simplestack error class for a XAPI error code.
+
+    ``names_object`` tells whether the failure is about an object that the
+    request names. A not-found code on any other call, such as a collection
+    read, is the hypervisor's failure and not a missing path.
+    """
     if code in NOT_FOUND_CODES:
-        return errors.EntityNotFound
+        if names_object:
+            return errors.EntityNotFound
+        return errors.HypervisorError
     if code in STATE_CODES:
         return errors.InvalidState
     if code in INVALID_CODES:

@@ -1,6 +1,5 @@
 """Guest records: ``list_guests``, ``get_guest`` and what they share."""
 
-from simplestack import errors
 from simplestack.adapters.xen.constants import (
     GUEST_DEVICE_CLASSES, GUEST_VM_QUERY, NULL_REF)
 from simplestack.adapters.xen.records import (
@@ -44,11 +43,8 @@ class GuestRecordsMixin:
         NOTE: a VM whose record keeps naming a destroyed object costs
         these calls on every list.
         """
-        try:
-            vm = self._record("VM", ref)
-        except errors.EntityNotFound:
-            return None
-        if not is_guest(vm):
+        vm = self._existing_records("VM", [ref]).get(ref)
+        if vm is None or not is_guest(vm):
             return None
         vbds = self._existing_records("VBD", vm["VBDs"])
         vdis = self._existing_records(

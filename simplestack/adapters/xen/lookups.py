@@ -11,6 +11,7 @@ import re
 from simplestack import errors
 from simplestack.adapters.guest_locks import guest_lock
 from simplestack.adapters.xen.constants import NULL_REF
+from simplestack.adapters.xen.failures import NOT_FOUND_CODES, is_gone
 from simplestack.adapters.xen.records import (
     is_guest, is_guest_or_user_template)
 
@@ -68,9 +69,40 @@ class LookupsMixin:
                 continue
             try:
                 records[ref] = self._record(cls, ref)
-            except errors.EntityNotFound:
-                continue
+            except errors.SimplestackError as error:
+                if not is_gone(error):
+                    raise
         return records
+
+    def _name_ref(self, cls, ref):
+        """Mark ``ref``, an object of class ``cls``, as one that the request
+        names, so that a not-found failure of a call on it is 404."""
+        if ref != NULL_REF:
+            self._named_refs[ref] = cls
+
+    def _names_request_object(self, code, arguments):
+        """Tell whether the failure ``code`` of a call with ``arguments`` is
+        about an object that the request names.
+
+        It is when the arguments hold a UUID that the request looks up or a
+        reference marked by _name_ref. A not-found failure of any other
+        call is too while a named object is gone, as when another request
+        deletes the guest and its devices with it, which takes one call per
+        named object to find out.
+        """
+        for argument in arguments:
+            if isinstance(argument, str) and (
+                    argument in self._named_refs or is_uuid(argument)):
+                return True
+        if code not in NOT_FOUND_CODES:
+            return False
+        for ref, cls in list(self._named_refs.items()):
+            try:
+                self._call(cls + ".get_uuid", ref)
+            except errors.SimplestackError as error:
+                if is_gone(error):
+                    return True
+        return False
 
     def _all_records(self, cls):
         return self._remember_all(self._call(cls + ".get_all_records"))
@@ -138,6 +170,7 @@ class LookupsMixin:
                 raise errors.EntityNotFound(
                     "%s %s not found" % (kind, identifier), code=error.code,
                     params=error.params, original=error.original) from None
+            self._name_ref(cls, ref)
             record = self._record(cls, ref)
             if accept is not None and not accept(record):
                 raise errors.EntityNotFound("%s %s not found"
@@ -146,7 +179,7 @@ class LookupsMixin:
 
         refs = self._call(cls + ".get_by_name_label", identifier)
         accept_name = accept_name or accept
-        found = [(ref, record) for ref, record in self._records(
+        found = [(ref, record) for ref, record in self._existing_records(
             cls, refs).items() if accept_name is None or accept_name(record)]
         if not found:
             raise errors.EntityNotFound("%s %s not found" % (kind, identifier))
@@ -154,6 +187,7 @@ class LookupsMixin:
             raise errors.Conflict(
                 "%d %ss are named %r; use the id instead"
                 % (len(found), kind, identifier))
+        self._name_ref(cls, found[0][0])
         return found[0]
 
     def _guest(self, guest_id):
@@ -183,7 +217,7 @@ class LookupsMixin:
 
     def _check_guest_name_free(self, name, own_ref=None):
         refs = self._call("VM.get_by_name_label", name)
-        for ref, vm in self._records("VM", refs).items():
+        for ref, vm in self._existing_records("VM", refs).items():
             if ref != own_ref and is_guest(vm):
                 raise errors.Conflict("a guest named %r exists already (%s)"
                                       % (name, vm["uuid"]))

@@ -68,6 +68,7 @@ class NicsMixin:
         mac = str(mac).lower()
         for ref, vif in self._vifs(vm).items():
             if vif["MAC"].lower() == mac:
+                self._name_ref("VIF", ref)
                 return ref, vif
         raise errors.EntityNotFound("guest %s has no network interface %s"
                                     % (guest_id, mac))

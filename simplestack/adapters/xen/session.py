@@ -77,7 +77,8 @@ class SessionMixin(SessionReuseMixin):
     ``self._session`` is the logged-in XenAPI.Session, or None.
     ``self._endpoint`` is the host it reached (the pool master).
     ``self._uuids`` maps the references read so far to UUIDs, which error
-    parameters show in place of the references.
+    parameters show in place of the references. ``self._named_refs`` maps
+    the references of the objects that the request names to their classes.
     """
 
     def open(self):
@@ -172,15 +173,16 @@ class SessionMixin(SessionReuseMixin):
         except XenAPI.Failure as failure:
             if failure.details[:1] != ["SESSION_INVALID"] or \
                     not self.may_renew_session():
-                raise self._translate_failure(failure, method, vm) \
-                    from failure
+                raise self._translate_failure(failure, method, vm,
+                                              arguments) from failure
         # XAPI checks the session before it runs a call, so SESSION_INVALID
         # proves that the call never ran and can be sent again.
         self.renew_session()
         try:
             return self._send(method, arguments)
         except XenAPI.Failure as failure:
-            raise self._translate_failure(failure, method, vm) from failure
+            raise self._translate_failure(failure, method, vm,
+                                          arguments) from failure
 
     def _send(self, method, arguments):
         """Send one call; raise XenAPI.Failure as it comes, other errors
@@ -207,6 +209,7 @@ class SessionMixin(SessionReuseMixin):
     def begin_request(self):
         super().begin_request()
         self._uuids = {}
+        self._named_refs = {}
 
     def has_session(self):
         return self._session is not None
@@ -224,12 +227,19 @@ class SessionMixin(SessionReuseMixin):
         except XenAPI.Failure as failure:
             raise self._translate_failure(failure, "login") from failure
 
-    def _translate_failure(self, failure, method, vm=None):
+    def _translate_failure(self, failure, method, vm=None, arguments=()):
+        """Return the Simplestack error for a XAPI failure of ``method``.
+
+        ``arguments`` are the call's arguments. A not-found failure is 404
+        only when it is about an object that the request names (see
+        LookupsMixin._names_request_object), and 502 otherwise.
+        """
         details = [str(item) for item in failure.details] or ["UNKNOWN"]
         code, params = details[0], details[1:]
         public = [redact(value, self.credentials)
                   for value in public_params(params, self._uuids)]
-        error_class = classify(code)
+        error_class = classify(code,
+                               self._names_request_object(code, arguments))
         summary = code
         if public:
             summary += " (%s)" % ", ".join(public)

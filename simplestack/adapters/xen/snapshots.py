@@ -32,6 +32,7 @@ class SnapshotsMixin:
             except errors.EntityNotFound:
                 ref = None
             if ref is not None:
+                self._name_ref("VM", ref)
                 snapshot = self._record("VM", ref)
                 if snapshot["is_a_snapshot"] and \
                         snapshot["snapshot_of"] == guest_ref:
