@@ -41,6 +41,11 @@ class BackendKit:
         """Return the set of guest names on the hypervisor."""
         raise NotImplementedError
 
+    def rename_guest(self, guest_id, name):
+        """Rename the stopped guest ``guest_id`` to ``name`` with the
+        hypervisor's own API, past the adapter's name checks."""
+        raise NotImplementedError
+
     def volumes(self, storage):
         """Return the sorted ids of the disk volumes in ``storage``."""
         raise NotImplementedError

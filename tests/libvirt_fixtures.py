@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import xml.etree.ElementTree as ET
 from xml.sax.saxutils import escape, quoteattr
 
 import libvirt
@@ -279,6 +280,15 @@ class LibvirtKit(BackendKit):
 
     def guest_names(self):
         return {domain.name() for domain in self.connection.listAllDomains(0)}
+
+    def rename_guest(self, guest_id, name):
+        # LXC has no virDomainRename, so the definition is replaced.
+        domain = self.connection.lookupByUUIDString(guest_id)
+        definition = ET.fromstring(domain.XMLDesc(
+            libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE))
+        definition.find("name").text = name
+        domain.undefine()
+        self.connection.defineXML(ET.tostring(definition, encoding="unicode"))
 
     def volumes(self, storage):
         return volume_names(storage.native)

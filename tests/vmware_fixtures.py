@@ -16,6 +16,7 @@ Import the fixtures into a conftest.py to use them::
 
 import contextlib
 import os
+import time
 import urllib.parse
 
 import pytest
@@ -85,6 +86,18 @@ class VmwareKit(BackendKit):
                                     ("name", "config.template"))
         return {values["name"] for _ref, values in items
                 if not values.get("config.template")}
+
+    def rename_guest(self, guest_id, name):
+        with self.session() as service:
+            content = service.RetrieveContent()
+            ref = content.searchIndex.FindByUuid(None, guest_id, True, False)
+            task = ref.Rename_Task(newName=name)
+            deadline = time.monotonic() + 30
+            # The simulator runs a rename at once, so this seldom polls.
+            while task.info.state not in ("success", "error"):
+                assert time.monotonic() < deadline, "Rename_Task timed out"
+                time.sleep(0.01)
+            assert task.info.state == "success", task.info.error
 
     def datastore_folder(self, storage):
         """Return the local folder of a simulated datastore."""

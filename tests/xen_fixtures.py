@@ -85,6 +85,10 @@ class XenKit(BackendKit):
             return {vm["name_label"] for vm in
                     xapi.VM.get_all_records().values() if is_guest(vm)}
 
+    def rename_guest(self, guest_id, name):
+        with self.session() as xapi:
+            xapi.VM.set_name_label(xapi.VM.get_by_uuid(guest_id), name)
+
     def volumes(self, storage):
         with self.session() as xapi:
             return sorted(xapi.VDI.get_uuid(vdi)

@@ -179,6 +179,55 @@ def test_uuid_id_never_matches_name(adapter, kit):
         adapter.get_guest(name)
 
 
+def test_id_wins_over_other_name(adapter, kit, make_guest):
+    first = make_guest()
+    second = make_guest()
+    # Only another tool can give a guest a name in UUID form.
+    kit.rename_guest(second["id"], first["id"])
+
+    assert adapter.get_guest(first["id"]) == first
+    assert adapter.get_guest(first["id"].upper()) == first
+    assert adapter.get_guest(second["id"])["name"] == first["id"]
+
+
+def test_uuid_form_name_only_by_id(adapter, kit, make_guest):
+    record = make_guest()
+    name = str(uuid.uuid4())
+    kit.rename_guest(record["id"], name)
+
+    with pytest.raises(errors.EntityNotFound):
+        adapter.get_guest(name)
+    assert adapter.get_guest(record["id"])["name"] == name
+
+
+def test_guest_found_by_name(adapter, make_guest):
+    record = make_guest()
+
+    assert adapter.get_guest(record["name"]) == record
+    assert adapter.list_disks(record["name"]) == adapter.list_disks(
+        record["id"])
+    assert adapter.set_power(record["name"], "start") == "STARTED"
+    assert adapter.get_guest(record["id"])["state"] == "STARTED"
+
+
+@pytest.mark.backends("xen")
+def test_shared_name_is_conflict(adapter, kit, make_guest):
+    # libvirt keeps guest names unique. vSphere keeps them unique in a
+    # folder, and tests/vmware/test_guests.py makes twins by a clone.
+    first = make_guest()
+    second = make_guest()
+    kit.rename_guest(second["id"], first["name"])
+
+    with pytest.raises(errors.Conflict) as raised:
+        adapter.get_guest(first["name"])
+    assert "2 guests" in raised.value.message
+    assert "use the id" in raised.value.message
+    with pytest.raises(errors.Conflict):
+        adapter.delete_guest(first["name"])
+    assert adapter.get_guest(first["id"]) == first
+    assert adapter.get_guest(second["id"])["name"] == first["name"]
+
+
 @pytest.mark.parametrize("form", [
     "{00000000-0000-0000-0000-000000000000}",
     "urn:uuid:00000000-0000-0000-0000-000000000000",

@@ -66,6 +66,15 @@ def test_guest_id_is_lowercase_uuid_any_case_accepted(api, guest):
     assert upper["id"] == guest["id"]
 
 
+def test_guest_path_takes_name(api, guest):
+    by_name = "%s/%s" % (GUESTS, guest["name"])
+
+    assert api.get(by_name).json == guest
+    assert api.get(by_name + "/tags").json == []
+    unknown = api.get("%s/%s-missing" % (GUESTS, guest["name"]), status=404)
+    assert unknown.json["error"] == "EntityNotFound"
+
+
 def test_update_name_memory_cpus(api, guest):
     path = "%s/%s" % (GUESTS, guest["id"])
     new_name = guest["name"] + "-renamed"

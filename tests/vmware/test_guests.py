@@ -129,6 +129,7 @@ def test_ambiguous_name_is_conflict(adapter, make_guest, vcsim_simulator):
     try:
         with pytest.raises(errors.Conflict) as raised:
             adapter.set_power(record["name"], "start")
+        assert "2 guests are named" in raised.value.message
         assert "use the id" in raised.value.message
         for guest_id in twins:
             assert adapter.get_guest(guest_id)["state"] == "STOPPED"

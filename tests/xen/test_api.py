@@ -167,6 +167,27 @@ def test_many_requests_leave_no_session(xen_api, xen_host, xapi_simulator):
     assert stats["sessions"].get("simplestack", 0) == 0
 
 
+def test_shared_guest_name_is_409(xen_api, xen_host, xen_kit):
+    name = backends.unique_name("twin")
+    first = xen_api.post_json(xen_host + "/guests", {"name": name}).json
+    second = xen_api.post_json(xen_host + "/guests", {
+        "name": name + "-2"}).json
+    try:
+        # The API keeps guest names unique, XAPI does not.
+        xen_kit.rename_guest(second["id"], name)
+
+        response = xen_api.get("%s/guests/%s" % (xen_host, name), status=409)
+
+        assert response.json["error"] == "Conflict"
+        assert response.json["message"] == (
+            "2 guests are named %r; use the id instead" % name)
+        first_path = "%s/guests/%s" % (xen_host, first["id"])
+        assert xen_api.get(first_path).json["name"] == name
+    finally:
+        for record in (first, second):
+            xen_api.delete("%s/guests/%s" % (xen_host, record["id"]))
+
+
 def test_failed_login_leaves_no_session(xen_app, xen_host, xapi_simulator):
     client = TestApp(xen_app, extra_environ={
         "HTTP_X_SIMPLESTACK_HYPERVISOR_TOKEN": make_token(

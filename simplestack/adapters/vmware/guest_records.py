@@ -120,7 +120,7 @@ class GuestRecordsMixin:
                                             % (kind, guest_id))
             if len(named) > 1:
                 raise errors.Conflict(
-                    "%d %ss are called %s; use the id" % (
+                    "%d %ss are named %r; use the id instead" % (
                         len(named), kind, guest_id))
             found = self._properties(named[0].ref, paths)
         if bool(found.get("config.template")) != templates:
