@@ -47,9 +47,12 @@ bodies alike, and closes the connection without waiting in a thread.
 gunicorn answers a request that it cannot parse (a bad request line or
 header field, a head over its limits, an unknown transfer coding) with an
 HTML page. Each worker replaces gunicorn's writer of that page, so the
-body is the service's JSON error: {"error": name, "message": text}.
+body is the service's JSON error: {"error": name, "message": text}, with
+a new X-Request-ID. gunicorn's warning about such a head quotes the
+rejected header line, which may hold a credential, so the worker drops
+that warning and logs a line of its own with the request id instead.
 
-The class overrides six methods of gunicorn's ``ThreadWorker``, reads
+The class overrides seven methods of gunicorn's ``ThreadWorker``, reads
 four of its attributes, and hands a head to the parser of gunicorn's
 connection objects. ``check_config`` and ``__init__`` raise
 RuntimeError when the installed gunicorn lacks one of them.
@@ -57,23 +60,30 @@ RuntimeError when the installed gunicorn lacks one of them.
 
 import http
 import json
+import logging
 import selectors
 import socket
+import threading
 import time
 from functools import partial
 
 import gunicorn
 from gunicorn import util
 from gunicorn.http import body, unreader, wsgi
+from gunicorn.http.errors import InvalidHeader, InvalidHeaderName
 from gunicorn.http2 import negotiation
 from gunicorn.workers import base, gthread
 
 from simplestack.errors import CLOSE_CONNECTION_KEY
+from simplestack.tweens import REQUEST_ID_HEADER, random_request_id
+
+#: The request tween's logger, which logs one line per request.
+logger = logging.getLogger("simplestack.requests")
 
 #: Methods of gunicorn's ThreadWorker that this worker overrides.
 OVERRIDDEN_METHODS = (
     "accept", "set_accept_enabled", "handle", "finish_request",
-    "murder_keepalived", "load_wsgi")
+    "murder_keepalived", "load_wsgi", "handle_error")
 #: Seconds that a pool thread waits for the rest of a request head before
 #: it hands the connection to the worker's poller. HTTP clients usually
 #: send a head in one write, so mostly slow or idle clients reach it.
@@ -108,6 +118,39 @@ SERVER_ERROR_NAMES = {
 }
 
 
+#: The warning that Worker.handle_error of gunicorn 27.0.1 logs about a
+#: request head it rejects. Its error part quotes the exception, whose text
+#: can be a whole header line.
+GUNICORN_HEAD_WARNING = "Invalid request from ip={ip}: {error}"
+GUNICORN_HEAD_WARNING_PREFIX = GUNICORN_HEAD_WARNING.split("{", 1)[0]
+#: gunicorn's errors whose text can quote a header line or a header name
+#: with the value after it, and the message sent in place of that text.
+HEADER_TEXT_ERRORS = (InvalidHeader, InvalidHeaderName)
+HEADER_ERROR_MESSAGE = (
+    "invalid header field in the request head: each field needs a name "
+    "of token characters, a colon, and a value without NUL, CR or LF")
+#: The log line of a request that gets gunicorn's error response, mostly
+#: one that gunicorn cannot parse. The record has the same fields as keys
+#: for logs.JsonFormatter.
+HEAD_ERROR_FORMAT = (
+    "request_id=%(request_id)s status=%(status)d error=%(error)s "
+    "cause=%(cause)s peer=%(peer)s: gunicorn sent its own error response "
+    "to the request")
+
+#: The request id, peer address and gunicorn error of the request that
+#: this thread sends an error response for in ThreadWorker.handle_error.
+_rejected_request = threading.local()
+
+
+class HeadWarningFilter(logging.Filter):
+    """Drop gunicorn's warning about a request head it rejects, which can
+    quote a credential. write_json_error logs the request instead."""
+
+    def filter(self, record):
+        return not (isinstance(record.msg, str) and record.msg.startswith(
+            GUNICORN_HEAD_WARNING_PREFIX))
+
+
 def missing_gunicorn_parts(worker_class):
     """Return the names of the methods of ``worker_class`` (gunicorn's
     ThreadWorker) that this worker needs and does not find.
@@ -130,6 +173,9 @@ def missing_gunicorn_parts(worker_class):
     if "write_error" not in base.Worker.handle_error.__code__.co_names \
             or not callable(getattr(util, "write_error", None)):
         missing.append("util.write_error called by Worker.handle_error")
+    # The warning that HeadWarningFilter drops.
+    if GUNICORN_HEAD_WARNING not in base.Worker.handle_error.__code__.co_consts:
+        missing.append("the warning of Worker.handle_error")
     # unread_body_left reads the count of body bytes left to receive, and
     # the chunk parser that a chunked body's reader drops at its end.
     if "length" not in body.LengthReader.read.__code__.co_names:
@@ -191,7 +237,9 @@ def write_json_error(sock, status, reason, message):
     service's JSON error body in place of gunicorn's HTML page.
 
     Takes the arguments of gunicorn's util.write_error. Like that
-    function, it sends "Connection: close" and does not block.
+    function, it sends "Connection: close" and does not block. It also
+    sends a new X-Request-ID and logs one line with it, which names no
+    header.
     """
     name = SERVER_ERROR_NAMES.get(
         status, "InternalError" if status >= 500 else "InvalidArguments")
@@ -200,14 +248,27 @@ def write_json_error(sock, status, reason, message):
         reason = http.HTTPStatus(status).phrase
     except ValueError:
         pass
+    request_id = getattr(_rejected_request, "request_id", None) or \
+        random_request_id()
+    cause = getattr(_rejected_request, "cause", None)
+    if isinstance(cause, HEADER_TEXT_ERRORS):
+        message = HEADER_ERROR_MESSAGE
+    fields = {
+        "request_id": request_id,
+        "status": status,
+        "error": name,
+        "cause": type(cause).__name__ if cause is not None else "-",
+        "peer": getattr(_rejected_request, "peer", None) or "-",
+    }
+    logger.warning(HEAD_ERROR_FORMAT, fields, extra=fields)
     payload = json.dumps({
         "error": name,
         "message": message or "the server failed to handle the request",
     }).encode("utf-8")
     head = ("HTTP/1.1 %d %s\r\nConnection: close\r\n"
             "Content-Type: application/json; charset=utf-8\r\n"
-            "Content-Length: %d\r\n\r\n"
-            % (status, reason, len(payload)))
+            "Content-Length: %d\r\n%s: %s\r\n\r\n"
+            % (status, reason, len(payload), REQUEST_ID_HEADER, request_id))
     util.write_nonblock(sock, head.encode("latin-1") + payload)
 
 
@@ -259,6 +320,17 @@ class ThreadWorker(gthread.ThreadWorker):
         # Worker.handle_error looks the function up on gunicorn's util
         # module at each call, and nothing else in the worker calls it.
         util.write_error = write_json_error
+        self.log.error_log.addFilter(HeadWarningFilter())
+
+    def handle_error(self, req, client, addr, exc):
+        # Runs in a pool thread, and calls write_json_error in it.
+        _rejected_request.request_id = random_request_id()
+        _rejected_request.cause = exc
+        _rejected_request.peer = addr[0] if addr else None
+        try:
+            super().handle_error(req, client, addr, exc)
+        finally:
+            _rejected_request.__dict__.clear()
 
     def busy_connections(self):
         """Return the number of connections handed to the thread pool: in
