@@ -203,7 +203,9 @@ def run_implicit(sim, message, args):
                 if query.matches(node, db.record(cls, ref), columns)]
         if method == "get_all_where":
             return refs
-        return {ref: db.record(cls, ref) for ref in refs}
+        # The text of each record is reused while the record is unchanged,
+        # as event.from reuses it (marshalled.py).
+        return {ref: sim.marshalled.record(cls, ref) for ref in refs}
     if method == "get_record":
         return db.record(cls, args[0])
     if method == "get_by_uuid":

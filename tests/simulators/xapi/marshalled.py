@@ -1,8 +1,9 @@
-"""The marshalled records that ``event.from`` sends, kept until they change.
+"""The marshalled records that ``event.from`` and ``get_all_records_where``
+send, kept until they change.
 
-A client that lists guests reads every VM, VBD and VDI record with an
-``event.from`` call, so the simulator would write the same unchanged
-records for each call. The cache keeps each record's XML-RPC text with the
+A client that lists guests reads every VM with a ``get_all_records_where``
+call and every VBD and VDI record with an ``event.from`` call, so the
+simulator would write the same unchanged records for each call. The cache keeps each record's XML-RPC text with the
 pickle of the stored record and its computed set fields, and reuses the
 text while a new pickle of them is the same bytes. Some handlers change
 stored records in place without an event, so the pickle, not the event

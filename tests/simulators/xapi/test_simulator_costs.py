@@ -11,7 +11,8 @@ import xmlrpc.client
 
 import pytest
 
-from tests.simulators.xapi import model, wire
+from tests.simulators.xapi import model, schema, wire
+from tests.simulators.xapi import query as query_module
 from tests.simulators.xapi.server import serve
 from tests.simulators.xapi.simulator import Simulator
 
@@ -169,6 +170,66 @@ def test_event_snapshots_follow_computed_fields(simulator):
     after = snapshot_texts(simulator, session)[vm]
     assert vbd not in after
     assert after == marshal_now(simulator, "VM", vm)
+
+
+#: The guest list's query: the VMs that can be guests.
+GUEST_QUERY = ('field "is_a_template" = "false" and field "is_a_snapshot" = '
+               '"false" and field "is_control_domain" = "false"')
+
+
+def records_where_response(simulator, session, cls, query):
+    """Return the XML-RPC response to ``cls``.get_all_records_where."""
+    body = xmlrpc.client.dumps((session, query),
+                               cls + ".get_all_records_where").encode()
+    return simulator.handle_xmlrpc(body, simulator.master_address)
+
+
+def records_where_now(simulator, cls, query):
+    """Return the response that marshalling the matching records as they
+    are now gives, without the cache of marshalled records."""
+    node = query_module.parse(query)
+    columns = {query_module.column_name(name): name
+               for name in schema.CLASSES[cls]}
+    refs = [ref for ref in simulator.db.all(cls)
+            if query_module.matches(node, simulator.db.record(cls, ref),
+                                    columns)]
+    return wire.success({ref: simulator.db.record(cls, ref) for ref in refs})
+
+
+@pytest.mark.parametrize("cls, query", [
+    ("VM", GUEST_QUERY),
+    ("VM", 'field "power_state" = "Halted"'),
+    ("VBD", "true"),
+])
+def test_records_where_match_records(simulator, cls, query):
+    session = call(simulator, "session.login_with_password", "root",
+                   "simulator")
+    for _ in range(2):  # the second call reuses the texts
+        response = records_where_response(simulator, session, cls, query)
+        assert response == records_where_now(simulator, cls, query)
+
+
+def test_records_where_follow_changes(simulator):
+    session = call(simulator, "session.login_with_password", "root",
+                   "simulator")
+    guests = [ref for ref in simulator.db.all("VM")
+              if not simulator.db.get("VM", ref)["is_control_domain"]
+              and not simulator.db.get("VM", ref)["is_a_template"]]
+    before = records_where_response(simulator, session, "VM", GUEST_QUERY)
+
+    # One guest changes through a call, another in place without an
+    # event, a third one is not touched.
+    call(simulator, "VM.set_name_label", session, guests[0], "sstest-<&>")
+    simulator.db.get("VM", guests[1])["other_config"]["cached"] = "no"
+    after = records_where_response(simulator, session, "VM", GUEST_QUERY)
+
+    assert after == records_where_now(simulator, "VM", GUEST_QUERY)
+    assert after != before
+    assert b"sstest-&lt;&amp;&gt;" in after
+    assert b"<name>cached</name><value>no</value>" in after
+    untouched = wire.value_fragment(simulator.db.record("VM", guests[2]))
+    assert untouched.encode() in before
+    assert untouched.encode() in after
 
 
 def transfer(port, method, path, body=None):
