@@ -52,10 +52,18 @@ a new X-Request-ID. gunicorn's warning about such a head quotes the
 rejected header line, which may hold a credential, so the worker drops
 that warning and logs a line of its own with the request id instead.
 
+gunicorn's Body.read requests at least 1 KiB from its reader, and the
+reader of a Content-Length body waits until it has all it was asked
+for. So the create view's peek at the first 512 bytes of a body waited
+for 1 KiB, and a client that sent less of a larger body and waited for
+the response got 408 after client_timeout. The worker makes a first read
+of fewer than 1 KiB request only that many bytes from the reader.
+
 The class overrides seven methods of gunicorn's ``ThreadWorker``, reads
 four of its attributes, and hands a head to the parser of gunicorn's
-connection objects. ``check_config`` and ``__init__`` raise
-RuntimeError when the installed gunicorn lacks one of them.
+connection objects. Each worker process also replaces util.write_error
+and Body.read. ``check_config`` and ``__init__`` raise RuntimeError when
+the installed gunicorn lacks one of these parts.
 """
 
 import http
@@ -151,6 +159,25 @@ class HeadWarningFilter(logging.Filter):
             GUNICORN_HEAD_WARNING_PREFIX))
 
 
+#: The minimum bytes that gunicorn 27.0.1's Body.read requests from its
+#: reader.
+BODY_READ_MINIMUM = 1024
+
+
+def read_small_exactly(read):
+    """Return gunicorn's Body.read changed so that a read of fewer than
+    BODY_READ_MINIMUM bytes, while Body has no bytes buffered, requests
+    only that many from the reader."""
+    def read_body(self, size=None):
+        if isinstance(size, int) and 0 < size < BODY_READ_MINIMUM \
+                and self.buf.tell() == 0:
+            return self._read_reader(size)
+        return read(self, size)
+
+    read_body.reads_small_exactly = True
+    return read_body
+
+
 def missing_gunicorn_parts(worker_class):
     """Return the names of the methods of ``worker_class`` (gunicorn's
     ThreadWorker) that this worker needs and does not find.
@@ -173,6 +200,10 @@ def missing_gunicorn_parts(worker_class):
     if "write_error" not in base.Worker.handle_error.__code__.co_names \
             or not callable(getattr(util, "write_error", None)):
         missing.append("util.write_error called by Worker.handle_error")
+    # What read_small_exactly uses of gunicorn's request body.
+    if not callable(getattr(body.Body, "_read_reader", None)) or \
+            "buf" not in body.Body.read.__code__.co_names:
+        missing.append("Body._read_reader and Body.buf")
     # The warning that HeadWarningFilter drops.
     if GUNICORN_HEAD_WARNING not in base.Worker.handle_error.__code__.co_consts:
         missing.append("the warning of Worker.handle_error")
@@ -321,6 +352,8 @@ class ThreadWorker(gthread.ThreadWorker):
         # module at each call, and nothing else in the worker calls it.
         util.write_error = write_json_error
         self.log.error_log.addFilter(HeadWarningFilter())
+        if not getattr(body.Body.read, "reads_small_exactly", False):
+            body.Body.read = read_small_exactly(body.Body.read)
 
     def handle_error(self, req, client, addr, exc):
         # Runs in a pool thread, and calls write_json_error in it.

@@ -99,3 +99,28 @@ def test_fast_json_body_still_read(server):
         received = read_until_close(sock)
 
     assert received.startswith(b"HTTP/1.1 201 "), received[:300]
+
+
+@pytest.mark.parametrize("sent", [600, 1023])
+def test_large_json_prefix_gets_413(server, sent):
+    # A body over max_json_body_bytes (1 MiB) whose first bytes the create
+    # view reads to tell an image from JSON. The client sends part of it
+    # and waits for the response, as a client that expects a rejection
+    # does. gunicorn's body reader waited for 1 KiB, so such a client got
+    # 408 after client_timeout.
+    request_head = (
+        b"POST /test/default/guests HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n"
+        b"x-simplestack-hypervisor-token: %s\r\n\r\n"
+        % (2 * 1024 * 1024, make_token("user", "pass").encode("ascii")))
+    with socket.create_connection(("127.0.0.1", server.port), 10) as sock:
+        started = time.monotonic()
+        sock.sendall(request_head + b"{" + b" " * (sent - 1))
+        received = read_until_close(sock, timeout=CLIENT_TIMEOUT + 3)
+        seconds = time.monotonic() - started
+
+    head, _, answer = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413 "), received[:300]
+    assert b"\r\nConnection: close\r\n" in head + b"\r\n", head
+    assert json.loads(answer)["error"] == "RequestTooLarge"
+    assert seconds < CLIENT_TIMEOUT / 2, seconds
