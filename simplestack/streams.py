@@ -7,6 +7,7 @@ a few stalled clients would hold every thread and the service would stop
 answering anything.
 """
 
+import atexit
 import ctypes
 import logging
 import os
@@ -112,10 +113,43 @@ def stream_slots(request):
 #: server is sending. Adapters yield chunks of at most 1 MiB.
 READ_AHEAD_CHUNKS = 4
 #: How long ReadAhead.close waits for its thread to leave the adapter's
-#: iterator before the stream is closed under it, in seconds.
+#: iterator, in seconds. Past that, the thread closes the stream itself
+#: when it leaves.
 READ_AHEAD_JOIN_SECONDS = 10.0
 
 _CHUNK, _END, _FAILED = "chunk", "end", "failed"
+
+# Reading threads that outlived ReadAhead.close's wait and still have a
+# stream to close. Daemon threads die at process exit, so the process waits
+# for these, or their hypervisor sessions would stay open.
+_closing_threads = set()
+_closing_threads_lock = threading.Lock()
+_exit_join_registered = False
+
+
+def _add_closing_thread(thread):
+    global _exit_join_registered
+    with _closing_threads_lock:
+        _closing_threads.add(thread)
+        if not _exit_join_registered:
+            # atexit runs the last handler registered first. Registered
+            # only now, this one runs before weakref.finalize's, which
+            # would report the stream's adapter as never closed.
+            atexit.register(_join_closing_threads)
+            _exit_join_registered = True
+
+
+def _join_closing_threads():
+    with _closing_threads_lock:
+        threads = list(_closing_threads)
+    if threads:
+        logger.info("waiting for %d export reading threads to close their "
+                    "streams before the process exits", len(threads))
+    # NOTE: this wait has no limit of its own. The Xen and vSphere read
+    # timeouts bound a thread's hypervisor call, but a libvirt stream read
+    # has no timeout here, so gunicorn's graceful_timeout is the last bound.
+    for thread in threads:
+        thread.join()
 
 
 class ReadAhead:
@@ -130,10 +164,10 @@ class ReadAhead:
     The iterator's errors reach the consumer in order, after the chunks
     read before them.
 
-    ``request_id`` goes to the thread's log lines. Call ``close`` before
-    closing the stream that the iterator reads: the thread then leaves the
-    iterator and closes it itself, because only the thread that runs a
-    generator can close it.
+    ``request_id`` goes to the thread's log lines. Close the stream that
+    the iterator reads only through ``close(then=...)``: the thread leaves
+    the iterator and closes it itself, because only the thread that runs a
+    generator can close it, and ``then`` runs once the thread has left.
     """
 
     def __init__(self, chunks, request_id=None, depth=READ_AHEAD_CHUNKS):
@@ -142,6 +176,11 @@ class ReadAhead:
         self._queue = queue.Queue(depth)
         self._stopping = threading.Event()
         self._ended = False
+        # Guards _left and _then: whichever of close and the thread comes
+        # second runs ``then``.
+        self._lock = threading.Lock()
+        self._left = False
+        self._then = None
         self._thread = threading.Thread(
             target=self._run, name="simplestack-read-ahead", daemon=True)
         self._thread.start()
@@ -162,6 +201,15 @@ class ReadAhead:
                     close()
                 except Exception:
                     logger.exception("closing an export's chunks failed")
+            with self._lock:
+                self._left = True
+                then, self._then = self._then, None
+            if then is not None:
+                try:
+                    self._run_then(then)
+                finally:
+                    with _closing_threads_lock:
+                        _closing_threads.discard(self._thread)
 
     def _put(self, kind, value):
         if self._stopping.is_set():
@@ -183,8 +231,13 @@ class ReadAhead:
             raise value
         raise StopIteration
 
-    def close(self):
-        """Stop the thread and wait until it has left the iterator."""
+    def close(self, then=None):
+        """Stop the thread, and run ``then`` once it has left the iterator.
+
+        Waits READ_AHEAD_JOIN_SECONDS for the thread. A thread still inside
+        a hypervisor call by then runs ``then`` itself when the call
+        returns, so the stream and its session are never closed under it.
+        """
         self._ended = True
         self._stopping.set()
         # A put blocked on a full queue returns once a slot is free, and
@@ -195,7 +248,22 @@ class ReadAhead:
             except queue.Empty:
                 break
         self._thread.join(READ_AHEAD_JOIN_SECONDS)
-        if self._thread.is_alive():
-            logger.warning("an export's reading thread still waits for the "
-                           "hypervisor after %.0f s; closing its stream "
-                           "anyway", READ_AHEAD_JOIN_SECONDS)
+        with self._lock:
+            left = self._left
+            if not left and then is not None:
+                self._then = then
+                _add_closing_thread(self._thread)
+        if left:
+            if then is not None:
+                then()
+            return
+        logger.warning("an export's reading thread still waits for the "
+                       "hypervisor after %.0f s; it closes the stream when "
+                       "the hypervisor returns", READ_AHEAD_JOIN_SECONDS)
+
+    @staticmethod
+    def _run_then(then):
+        try:
+            then()
+        except Exception:
+            logger.exception("closing an export's stream failed")

@@ -14,7 +14,7 @@ from pyramid.threadlocal import get_current_registry
 
 from simplestack import errors, logs, schemas
 from simplestack.resources.host import close_adapter
-from simplestack.streams import stream_slots
+from simplestack.streams import ReadAhead, stream_slots
 from simplestack.validation import (
     body_incomplete, read_from_client, read_json_body, single_query_values,
     validate_json, whole_body_deadline)
@@ -211,18 +211,23 @@ class StreamBody:
     def close(self):
         previous_id = logs.set_stream_request_id(self.request_id)
         try:
-            # A ReadAhead must leave the stream before the stream closes.
-            try:
-                close_chunks = getattr(self.chunks, "close", None)
-                if close_chunks is not None:
-                    close_chunks()
-            finally:
-                self.stream.close()
+            if isinstance(self.chunks, ReadAhead):
+                # The stream closes once the reading thread has left it,
+                # which may be after this call returns.
+                self.chunks.close(then=self._close_stream)
+            else:
+                self._close_stream()
+        finally:
+            logs.set_stream_request_id(previous_id)
+
+    def _close_stream(self):
+        """Close the stream and the adapter, and free the stream slot."""
+        try:
+            self.stream.close()
         except Exception:
             logger.exception("closing the image stream failed")
         finally:
-            if self.adapter is not None:
-                close_adapter(self.adapter)
-                self.adapter = None
+            adapter, self.adapter = self.adapter, None
+            if adapter is not None:
+                close_adapter(adapter)
             self.slot.release()
-            logs.set_stream_request_id(previous_id)
