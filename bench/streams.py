@@ -382,44 +382,53 @@ def measure_libvirt(folder, size, rounds, block, warm_up_bytes):
             direct_upload(connection, source, block, size)
             domain = connection.defineXML(guest_xml(
                 unique_name("bench-export"), source.path()))
-            server = Server(write_service_ini(folder, {
-                "simplestack.hypervisor.qemu.allowed_hosts": "localhost",
-                "simplestack.hypervisor.qemu.storage_pool": pool.name(),
-                "simplestack.hypervisor.qemu.network": "",
-            }), "/qemu/localhost/guests?limit=1")
+            # Undefine the guest even when the server fails to start.
             try:
-                server.wait_until_ready()
-                service = Service(server, "/qemu/localhost")
-
-                def direct_import():
-                    target = raw_volume(pool, unique_name("direct"), size)
-                    direct_upload(connection, target, block, size)
-                    target.delete(0)
-
-                def service_import():
-                    guest_id = service.import_image(
-                        unique_name("bench-import"),
-                        repeated_blocks(block, size), size,
-                        "application/octet-stream")
-                    service.delete(guest_id)
-
-                steps = [
-                    ("direct export", lambda: expect_size(
-                        direct_download(connection, source), size), False),
-                    ("service export", lambda: expect_size(
-                        service.export(domain.UUIDString()), size), True),
-                    ("direct import", direct_import, False),
-                    ("service import", service_import, True),
-                ]
-                return run_rounds(rounds, size, steps,
-                                  server.wait_for_workers(),
-                                  warm_up_bytes=warm_up_bytes)
+                return measure_libvirt_guest(
+                    connection, pool, source, domain, folder, size, rounds,
+                    block, warm_up_bytes)
             finally:
-                server.stop()
                 with contextlib.suppress(libvirt.libvirtError):
                     domain.undefine()
     finally:
         connection.close()
+
+
+def measure_libvirt_guest(connection, pool, source, domain, folder, size,
+                          rounds, block, warm_up_bytes):
+    server = Server(write_service_ini(folder, {
+        "simplestack.hypervisor.qemu.allowed_hosts": "localhost",
+        "simplestack.hypervisor.qemu.storage_pool": pool.name(),
+        "simplestack.hypervisor.qemu.network": "",
+    }), "/qemu/localhost/guests?limit=1")
+    try:
+        server.wait_until_ready()
+        service = Service(server, "/qemu/localhost")
+
+        def direct_import():
+            target = raw_volume(pool, unique_name("direct"), size)
+            direct_upload(connection, target, block, size)
+            target.delete(0)
+
+        def service_import():
+            guest_id = service.import_image(
+                unique_name("bench-import"),
+                repeated_blocks(block, size), size,
+                "application/octet-stream")
+            service.delete(guest_id)
+
+        steps = [
+            ("direct export", lambda: expect_size(
+                direct_download(connection, source), size), False),
+            ("service export", lambda: expect_size(
+                service.export(domain.UUIDString()), size), True),
+            ("direct import", direct_import, False),
+            ("service import", service_import, True),
+        ]
+        return run_rounds(rounds, size, steps, server.wait_for_workers(),
+                          warm_up_bytes=warm_up_bytes)
+    finally:
+        server.stop()
 
 
 class XapiHandlers:
