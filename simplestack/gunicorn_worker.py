@@ -137,6 +137,18 @@ HEADER_TEXT_ERRORS = (InvalidHeader, InvalidHeaderName)
 HEADER_ERROR_MESSAGE = (
     "invalid header field in the request head: each field needs a name "
     "of token characters, a colon, and a value without NUL, CR or LF")
+#: The header names in the InvalidHeader, with the request attached, that
+#: gunicorn 27.0.1's Request.set_body_reader raises when the head does not
+#: frame the body. That is a Content-Length that is not a decimal number,
+#: or given twice or with Transfer-Encoding. It is also a Transfer-Encoding
+#: that does not end with chunked, or chunked in HTTP/1.0.
+BODY_FRAMING_HEADERS = frozenset(("CONTENT-LENGTH", "TRANSFER-ENCODING"))
+#: The message of those errors. It quotes no header value, which may be a
+#: credential that a client put in the wrong field.
+BODY_FRAMING_ERROR_MESSAGE = (
+    "invalid request body framing: send one Content-Length of decimal "
+    "digits, or, in HTTP/1.1, Transfer-Encoding ending with chunked and "
+    "no Content-Length")
 #: The log line of a request that gets gunicorn's error response, mostly
 #: one that gunicorn cannot parse. The record has the same fields as keys
 #: for logs.JsonFormatter.
@@ -263,6 +275,19 @@ def close_after_unread_body(application):
     return close_if_body_unread
 
 
+def is_body_framing_error(error):
+    """Tell whether gunicorn raised ``error`` because the request head
+    does not frame the body (see BODY_FRAMING_HEADERS).
+
+    The parser raises InvalidHeader with the same names and no request
+    for a forbidden character in these fields' values, which is not
+    a framing error.
+    """
+    return (isinstance(error, InvalidHeader)
+            and getattr(error, "req", None) is not None
+            and getattr(error, "hdr", None) in BODY_FRAMING_HEADERS)
+
+
 def write_json_error(sock, status, reason, message):
     """Send gunicorn's response to a request it cannot parse, with the
     service's JSON error body in place of gunicorn's HTML page.
@@ -282,7 +307,9 @@ def write_json_error(sock, status, reason, message):
     request_id = getattr(_rejected_request, "request_id", None) or \
         random_request_id()
     cause = getattr(_rejected_request, "cause", None)
-    if isinstance(cause, HEADER_TEXT_ERRORS):
+    if is_body_framing_error(cause):
+        message = BODY_FRAMING_ERROR_MESSAGE
+    elif isinstance(cause, HEADER_TEXT_ERRORS):
         message = HEADER_ERROR_MESSAGE
     fields = {
         "request_id": request_id,
