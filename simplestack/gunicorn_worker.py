@@ -51,13 +51,17 @@ body is the service's JSON error: {"error": name, "message": text}, with
 a new X-Request-ID. gunicorn's warning about such a head quotes the
 rejected header line, which may hold a credential, so the worker drops
 that warning and logs a line of its own with the request id instead.
+A head whose Content-Length or Transfer-Encoding does not frame the body
+gets a message about body framing. Any other rejected header field gets a
+message about the form of header fields. Neither message quotes the field.
 
 gunicorn's Body.read requests at least 1 KiB from its reader, and the
 reader of a Content-Length body waits until it has all it was asked
-for. So the create view's peek at the first 512 bytes of a body waited
-for 1 KiB, and a client that sent less of a larger body and waited for
-the response got 408 after client_timeout. The worker makes a first read
-of fewer than 1 KiB request only that many bytes from the reader.
+for. So the create view's peek at the first few hundred bytes of a body
+waited for 1 KiB, and a client that sent less of a larger body and
+waited for the response got 408 after client_timeout. The worker makes
+a first read of fewer than 1 KiB request only that many bytes from the
+reader.
 
 The class overrides seven methods of gunicorn's ``ThreadWorker``, reads
 four of its attributes, and hands a head to the parser of gunicorn's

@@ -32,15 +32,18 @@ IMAGE_CONTENT_TYPES = frozenset({
 })
 
 QCOW2_MAGIC = b"QFI\xfb"
-TAR_MAGIC_OFFSET = 257  # "ustar" in a POSIX tar header
-PEEK_BYTES = 512
+TAR_MAGIC = b"ustar"
+TAR_MAGIC_OFFSET = 257  # of TAR_MAGIC in a POSIX tar header
+#: The bytes that tell an image from JSON, up to the end of TAR_MAGIC. A
+#: client that sends fewer of a longer body waits for client_timeout.
+PEEK_BYTES = TAR_MAGIC_OFFSET + len(TAR_MAGIC)
 
 
 def looks_like_image(prefix):
     """Tell an image from JSON by its first bytes."""
     if prefix.startswith(QCOW2_MAGIC):
         return True
-    return prefix[TAR_MAGIC_OFFSET:TAR_MAGIC_OFFSET + 5] == b"ustar"
+    return prefix[TAR_MAGIC_OFFSET:PEEK_BYTES] == TAR_MAGIC
 
 
 class Upload:
