@@ -169,6 +169,50 @@ class HypervisorTimeout(SimplestackError):
     name = "HypervisorTimeout"
 
 
+#: The maximum characters of one request value (a path, a path segment,
+#: a method, a query or JSON body value) that an error message quotes.
+MAX_QUOTED_CHARACTERS = 128
+#: The maximum characters of an error message. It bounds the messages
+#: that quote a long request value in a form that shorten_quoted_values
+#: does not find, such as percent-encoded or in another case.
+MAX_MESSAGE_CHARACTERS = 4096
+
+
+def shorten_quoted(text, limit=MAX_QUOTED_CHARACTERS):
+    """Return ``text``, or its first ``limit`` characters and its length
+    when it is longer."""
+    if len(text) <= limit:
+        return text
+    return "%s...(%d characters in all)" % (text[:limit], len(text))
+
+
+def shorten_quoted_values(message, values):
+    """Return ``message`` with each of the request ``values`` that it
+    quotes cut by shorten_quoted, as the value is and in its repr() form
+    (a message that formats it with %r), and the whole message cut to
+    MAX_MESSAGE_CHARACTERS."""
+    long_values = sorted(
+        {value for value in values if len(value) > MAX_QUOTED_CHARACTERS},
+        key=len, reverse=True)
+    # The longest first: a path is cut as a whole, not segment by segment.
+    for value in long_values:
+        for form in (value, repr(value)[1:-1]):
+            if form in message:
+                message = message.replace(form, shorten_quoted(form))
+    return shorten_quoted(message, MAX_MESSAGE_CHARACTERS)
+
+
+def shorten_error(error, values):
+    """Cut the request ``values`` that the message and the details of
+    ``error`` quote (see shorten_quoted_values); return ``error``."""
+    error.message = shorten_quoted_values(error.message, values)
+    for detail in error.details or ():
+        if isinstance(detail.get("description"), str):
+            detail["description"] = shorten_quoted_values(
+                detail["description"], values)
+    return error
+
+
 INTERNAL_ERROR_MESSAGE = (
     "An internal error occurred; the request id in the log has the details."
 )

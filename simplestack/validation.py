@@ -16,6 +16,10 @@ from webob.request import DisconnectionError
 from simplestack import errors
 from simplestack.read_deadlines import read_deadline
 
+#: WSGI environ key of the decoded JSON body, which error messages may
+#: quote (see views.quoted_request_values).
+JSON_BODY_KEY = "simplestack.json_body"
+
 
 def _add_invalid(request, location, exc):
     """Copy a colander.Invalid into request.errors, one entry per field."""
@@ -134,6 +138,7 @@ def read_json_body(request, reader=None):
     if not isinstance(body, dict):
         request.errors.add("body", "", "the body must be a JSON object")
         return None
+    request.environ[JSON_BODY_KEY] = body
     return body
 
 

@@ -17,12 +17,45 @@ from cornice import Service
 from simplestack import errors
 from simplestack.resources import root_factory
 from simplestack.responses import Response
+from simplestack.validation import JSON_BODY_KEY
 
 HOST_PATH = "/{hypervisor}/{host}"
 
 #: (service name, method) -> (status, response schema factory, summary),
 #: read by the OpenAPI document.
 RESPONSES = {}
+
+
+def quoted_request_values(request):
+    """Return the texts of ``request`` that an error message may quote:
+    the method, the path whole and by segment (decoded and as sent), the
+    query's names and values, and the keys and strings of a JSON body.
+
+    Only values longer than errors.MAX_QUOTED_CHARACTERS are returned,
+    because only those are cut.
+    """
+    values = [request.method]
+    try:
+        for path in (request.path_info, request.path):
+            values.append(path)
+            values.extend(path.split("/"))
+        for name, value in request.GET.items():
+            values.extend((name, value))
+    except UnicodeDecodeError:
+        # tweens.undecodable_url_response rejects such URLs first.
+        pass
+    pending = [request.environ.get(JSON_BODY_KEY)]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            values.extend(key for key in item if isinstance(key, str))
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str):
+            values.append(item)
+    return [value for value in values
+            if len(value) > errors.MAX_QUOTED_CHARACTERS]
 
 
 def validation_error_handler(request):
@@ -37,8 +70,9 @@ def validation_error_handler(request):
     message = "invalid request:%s %s" % (where, first["description"])
     if len(details) > 1:
         message += " (and %d more)" % (len(details) - 1)
+    error = errors.InvalidArguments(message, details=details)
     return errors.error_response(
-        errors.InvalidArguments(message, details=details))
+        errors.shorten_error(error, quoted_request_values(request)))
 
 
 def hypervisor_service(name, suffix="", traverse_suffix=None, description=""):

@@ -8,6 +8,7 @@ from pyramid.view import exception_view_config, notfound_view_config
 from simplestack import errors
 from simplestack.resources import Root
 from simplestack.tweens import loggable_method, loggable_path
+from simplestack.views import quoted_request_values
 
 logger = logging.getLogger(__name__)
 
@@ -22,13 +23,21 @@ def _describe_miss(request):
         return ("unknown hypervisor type %r; configured types: %s"
                 % (view_name, ", ".join(sorted(context.hypervisor_types))
                    or "none"))
-    return "no %r below %s" % (view_name, request.resource_path(context))
+    # The resource path is percent-encoded anew, so it may differ from
+    # the path as sent, which shorten_error looks for.
+    return "no %r below %s" % (view_name, errors.shorten_quoted(
+        request.resource_path(context)))
+
+
+def render_error(request, error, headers=None):
+    """Render ``error`` with the long request values it quotes cut."""
+    errors.shorten_error(error, quoted_request_values(request))
+    return errors.error_response(error, headers)
 
 
 @notfound_view_config()
 def not_found(exc, request):
-    return errors.error_response(
-        errors.EntityNotFound(_describe_miss(request)))
+    return render_error(request, errors.EntityNotFound(_describe_miss(request)))
 
 
 @exception_view_config(HTTPMethodNotAllowed)
@@ -38,11 +47,13 @@ def method_not_allowed(exc, request):
         "method %s is not allowed on %s%s" % (
             request.method, request.path,
             "; allowed: %s" % allowed if allowed else ""))
-    return errors.error_response(error, {"Allow": allowed} if allowed else None)
+    return render_error(request, error,
+                        {"Allow": allowed} if allowed else None)
 
 
 @exception_view_config(errors.SimplestackError)
 def simplestack_error(exc, request):
+    errors.shorten_error(exc, quoted_request_values(request))
     if exc.status >= 500:
         # The hypervisor's own exception, kept by the adapter, goes to the
         # log only: SDK messages can quote URIs and parameters.
@@ -64,7 +75,7 @@ def http_exception(exc, request):
     error = errors.SimplestackError(exc.detail or exc.title)
     error.status = exc.status_int
     error.name = exc.title.replace(" ", "")
-    return errors.error_response(error)
+    return render_error(request, error)
 
 
 @exception_view_config(Exception)
