@@ -34,11 +34,16 @@ class JSONType(colander.SchemaType):
             if self.nullable:
                 return None
             raise colander.Invalid(node, "must not be null")
-        if (not isinstance(cstruct, self.python_types)
-                or isinstance(cstruct, bool) != (self.python_types == (bool,))):
+        if not self.accepts_type(cstruct):
             raise colander.Invalid(
                 node, "must be %s, got %s" % (self.type_name, json_name(cstruct)))
         return cstruct
+
+    def accepts_type(self, value):
+        """Tell whether ``value`` has this JSON type (null aside); JSON's
+        true and false are not integers here, as they are in Python."""
+        return (isinstance(value, self.python_types)
+                and isinstance(value, bool) == (self.python_types == (bool,)))
 
     def json_schema(self):
         schema = {"type": self.json_type}
@@ -123,7 +128,13 @@ class Object(JSONType):
 
 
 class AnyOf(colander.SchemaType):
-    """A value of the first listed schema node that accepts it."""
+    """A value of the first listed schema node that accepts it.
+
+    An invalid value gets the error of the one choice whose JSON type it
+    has, such as "0 is less than minimum value 1" for ``0`` where an
+    integer or an object is allowed. A value of no choice's type gets a
+    type error that names every choice.
+    """
 
     def __init__(self, *choices):
         self.choices = choices
@@ -134,8 +145,22 @@ class AnyOf(colander.SchemaType):
     def deserialize(self, node, cstruct):
         if cstruct is colander.null:
             return colander.null
+        typed = [choice for choice in self.choices
+                 if choice_accepts_type(choice, cstruct)]
+        if not typed:
+            names = [choice_type_name(choice) for choice in self.choices]
+            # "true or false, or a string" keeps the choices apart.
+            separator = ", or " if any(" or " in name for name in names) \
+                else " or "
+            raise colander.Invalid(node, "must be %s, got %s" % (
+                separator.join(names), json_name(cstruct)))
+        if len(typed) == 1:
+            try:
+                return typed[0].deserialize(cstruct)
+            except colander.Invalid as exc:
+                raise invalid_of_choice(node, exc) from None
         messages = []
-        for choice in self.choices:
+        for choice in typed:
             try:
                 return choice.deserialize(cstruct)
             except colander.Invalid as exc:
@@ -143,6 +168,43 @@ class AnyOf(colander.SchemaType):
                     str(text) for text in exc.asdict().values()))
         raise colander.Invalid(
             node, "must be one of: %s" % " | ".join(messages))
+
+
+def choice_accepts_type(choice, value):
+    """Tell whether ``value`` has the JSON type of the schema node
+    ``choice``; a type without a JSON form accepts every value."""
+    node_type = choice.typ
+    if isinstance(node_type, JSONType):
+        if value is None:
+            return node_type.nullable
+        return node_type.accepts_type(value)
+    if isinstance(node_type, colander.Mapping):
+        return isinstance(value, dict)
+    if isinstance(node_type, colander.Sequence):
+        return isinstance(value, list)
+    return True
+
+
+def choice_type_name(choice):
+    """Name the JSON type of the schema node ``choice`` for messages."""
+    node_type = choice.typ
+    if isinstance(node_type, JSONType):
+        return node_type.type_name
+    if isinstance(node_type, colander.Mapping):
+        return "an object"
+    if isinstance(node_type, colander.Sequence):
+        return "an array"
+    return "a value of another type"
+
+
+def invalid_of_choice(node, exc):
+    """Move the error ``exc`` of an unnamed choice node to ``node``, so
+    that its message and the paths of its fields (``cpus.vcpus_max``)
+    name the request's field."""
+    error = colander.Invalid(node, exc.msg)
+    for child in exc.children:
+        error.add(child)
+    return error
 
 
 def json_name(value):

@@ -162,6 +162,7 @@ def json_body_validator(request, schema=None, **kwargs):
 
 MAX_LIMIT = 100000
 DIGITS = re.compile(r"^[0-9]+$")
+NEGATIVE_WHOLE_NUMBER = re.compile(r"^-[0-9]+$")
 
 
 def list_query_schema():
@@ -206,6 +207,12 @@ def list_query_validator(request, **kwargs):
     """Validate ``limit``, ``marker`` and ``fields`` of a list request."""
     query = single_query_values(request, ("limit", "marker", "fields"))
     if query is None:
+        return
+    if "limit" in query and NEGATIVE_WHOLE_NUMBER.match(query["limit"]):
+        # The same message as colander's Range gives 0, without int().
+        request.errors.add("querystring", "limit",
+                           "%s is less than minimum value 1"
+                           % errors.shorten_quoted(query["limit"]))
         return
     # int() also reads "1_0" and non-ASCII digits; a limit is ASCII digits.
     if "limit" in query and not DIGITS.match(query["limit"]):

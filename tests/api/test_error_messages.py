@@ -1,7 +1,10 @@
-"""Error messages about the request that failed: request values cut to
+"""Error messages about the request that failed: the message of the part
+of a union field that matches the value's type, and request values cut to
 errors.MAX_QUOTED_CHARACTERS.
 
-A 100 KB path segment came back whole in the 404 body.
+A 100 KB path segment came back whole in the 404 body, and ``cpus: 0``
+got "must be one of: 0 is less than minimum value 1 | must be an object,
+got a number".
 """
 
 import pytest
@@ -18,6 +21,68 @@ LONG = 100000
 #: The maximum characters of an error body that quotes one cut value: the
 #: cut value and the message's own text.
 SHORT_BODY = 2 * errors.MAX_QUOTED_CHARACTERS + 400
+
+
+# -- union fields ------------------------------------------------------------
+
+@pytest.mark.parametrize("body, name, description", [
+    ({"cpus": 0}, "cpus", "0 is less than minimum value 1"),
+    ({"memory": -1}, "memory", "-1 is less than minimum value 1"),
+    ({"cpus": {"vcpus_max": 0}}, "cpus.vcpus_max",
+     "0 is less than minimum value 1"),
+    ({"memory": {"memory_target": "1"}}, "memory.memory_target",
+     "must be an integer, got a string"),
+    ({"cpus": {"vcpus": 2}}, "cpus",
+     "unknown field(s) vcpus; known fields: vcpus_at_startup, vcpus_max"),
+    ({"cpus": "2"}, "cpus", "must be an integer or an object, got a string"),
+    ({"cpus": None}, "cpus", "must be an integer or an object, got null"),
+    ({"cpus": True}, "cpus", "must be an integer or an object, got a boolean"),
+    ({"paravirtualized": 1}, "paravirtualized",
+     "must be true or false, or a string, got a number"),
+    ({"paravirtualized": "x" * 4097}, "paravirtualized",
+     "Longer than maximum length 4096"),
+])
+def test_union_field_error(api, guest, body, name, description):
+    response = api.put_json("%s/%s" % (GUESTS, guest["id"]), body,
+                            status="*")
+
+    error = assert_error(response, 400, "InvalidArguments")
+    assert error["details"] == [
+        {"location": "body", "name": name, "description": description}]
+    assert error["message"] == "invalid request: %s: %s" % (name, description)
+
+
+def test_union_field_error_changes_nothing(api, guest):
+    path = "%s/%s" % (GUESTS, guest["id"])
+
+    api.put_json(path, {"cpus": 0, "name": "sstest-renamed"}, status=400)
+
+    assert api.get(path).json == guest
+
+
+# -- list limits ---------------------------------------------------------------
+
+@pytest.mark.parametrize("limit, description", [
+    ("-1", "-1 is less than minimum value 1"),
+    ("-0", "-0 is less than minimum value 1"),
+    ("0", "0 is less than minimum value 1"),
+    ("1.5", "'1.5' is not a whole number"),
+    ("x", "'x' is not a whole number"),
+])
+def test_limit_error(api, limit, description):
+    response = api.get(GUESTS, {"limit": limit}, status="*")
+
+    error = assert_error(response, 400, "InvalidArguments")
+    assert error["details"][0]["description"] == description
+
+
+def test_long_negative_limit_is_cut(api):
+    response = api.get(GUESTS, {"limit": "-" + "9" * LONG}, status="*")
+
+    error = assert_error(response, 400, "InvalidArguments")
+    assert "is less than minimum value 1" in error["message"]
+    assert "(%d characters in all)" % (LONG + 1) in error["message"]
+    assert len(response.text) < 2 * SHORT_BODY
 
 
 # -- long request values -----------------------------------------------------
