@@ -46,6 +46,10 @@ def _qemu_lifecycle(adapter, make_guest, cleanup, storage_pool, iso_image,
     assert adapter.set_power(guest_id, "start") == "STARTED"
     assert adapter.set_power(guest_id, "pause") == "PAUSED"
     assert adapter.set_power(guest_id, "resume") == "STARTED"
+    # HEAD on an export runs the checks of a GET, here the state's.
+    with pytest.raises(errors.InvalidState) as raised:
+        adapter.check_export(guest_id)
+    assert "STARTED" in raised.value.message
 
     # A second disk and a NIC, added to and removed from the running guest.
     disk = adapter.create_disk(guest_id, {"size": 1})
@@ -97,6 +101,7 @@ def _qemu_lifecycle(adapter, make_guest, cleanup, storage_pool, iso_image,
         adapter.list_disks(guest_id)[0]["extra_info"]
 
     # Export, import, export again: the bytes round-trip.
+    assert adapter.check_export(guest_id) is None
     image = adapter.export_guest(guest_id)
     try:
         exported = b"".join(image)
@@ -144,6 +149,7 @@ def _lxc_lifecycle(adapter, make_guest, cleanup, isolated_network):
         (adapter.set_media, (guest_id, "x.iso"), "no CD-ROM"),
         (adapter.create_snapshot, (guest_id,), "no snapshot support"),
         (adapter.export_guest, (guest_id,), "no disk image"),
+        (adapter.check_export, (guest_id,), "no disk image"),
         (adapter.import_guest, (io.BytesIO(b"x"), 1, None),
          "no disk image"),
         (adapter.update_nic, (guest_id, first_mac, {"active": False}),
@@ -197,6 +203,7 @@ def _test_driver_lifecycle(adapter, make_guest, cleanup, iso_image,
         (adapter.update_disk, (guest_id, "0", {"size": 2}),
          "resize storage volumes"),
         (adapter.export_guest, (guest_id,), "upload or download"),
+        (adapter.check_export, (guest_id,), "upload or download"),
         (adapter.import_guest, (io.BytesIO(b"x"), 1, None),
          "upload or download"),
     ]

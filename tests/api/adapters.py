@@ -44,6 +44,9 @@ class StreamingAdapter(LibvirtAdapter):
     that succeeds without a daemon.
     """
 
+    def check_export(self, guest_id):
+        self.get_guest(guest_id)
+
     def export_guest(self, guest_id):
         guest = self.get_guest(guest_id)
         chunks = [b"x" * 1024] * 4

@@ -93,6 +93,12 @@ class ImagesMixin:
                     name, clone.UUIDString(), self.host)
         return self._guest_from_domain(clone)
 
+    def check_export(self, guest_id):
+        """Raise the error that export_guest would raise before its
+        transfer starts, for HEAD on an export; start nothing."""
+        self._require("volume_stream", "export guests")
+        self._export_source(self._domain(guest_id), guest_id)
+
     def export_guest(self, guest_id):
         self._require("volume_stream", "export guests")
         domain = self._domain(guest_id)
@@ -100,7 +106,9 @@ class ImagesMixin:
         with guest_lock(domain.UUIDString()):
             return self._export_locked(domain, guest_id)
 
-    def _export_locked(self, domain, guest_id):
+    def _export_source(self, domain, guest_id):
+        """Return the description of a guest that can be exported, its
+        first disk and that disk's volume; raise when it cannot."""
         state = self._state(domain)
         if state != "STOPPED":
             raise errors.InvalidState("cannot export guest %s: it is %s; "
@@ -116,6 +124,10 @@ class ImagesMixin:
             raise self.not_implemented(
                 "export guest %s" % description.name,
                 "disk %s is not a storage volume" % disk.target)
+        return description, disk, volume
+
+    def _export_locked(self, domain, guest_id):
+        description, disk, volume = self._export_source(domain, guest_id)
         length = self._call(volume.infoFlags,
                             libvirt.VIR_STORAGE_VOL_GET_PHYSICAL)[2]
         stream = self._call(self.conn.newStream, 0)
