@@ -172,3 +172,26 @@ def capacity_message(code, params):
     return ("not enough free memory to start the guest: it needs %s and the "
             "host has %s free; stop another guest or lower the guest's "
             "memory" % (_mib(params[0]), _mib(params[1])))
+
+
+def check_no_operation_in_progress(vm, operation, action):
+    """Raise InvalidState if an operation in progress on ``vm`` keeps XAPI
+    from starting ``operation`` ("start", "destroy").
+
+    ``vm`` is the VM's record and ``action`` names the request in the
+    message ("start guest <uuid>"). XAPI lists running operations, such as
+    an export, in current_operations and drops the ones that conflict with
+    them from allowed_operations. A call of a conflicting operation waits
+    on the host for the running one to end before it fails with
+    OTHER_OPERATION_IN_PROGRESS, so checking first returns 409 at once.
+    NOTE: an operation that starts between this check and the call still
+    makes the call wait on the host.
+    """
+    running = sorted(set(vm["current_operations"].values()))
+    if not running or operation in vm["allowed_operations"]:
+        return
+    raise errors.InvalidState(
+        "cannot %s: XAPI is running %s on it, which conflicts with %s. "
+        "Try again when it ends" % (action, " and ".join(running), operation),
+        code="OTHER_OPERATION_IN_PROGRESS",
+        params=["VM", vm["uuid"], running[0]])

@@ -7,6 +7,7 @@ from simplestack import errors
 from simplestack.adapters.xen.constants import (
     CD_USERDEVICE, DEFAULT_PV_ARGS, GIB, MIB, NULL_REF)
 from simplestack.adapters.xen.disks import _vbd_record
+from simplestack.adapters.xen.failures import check_no_operation_in_progress
 from simplestack.adapters.xen.lookups import validate_name
 from simplestack.adapters.xen.records import disk_vbds, state_of
 from simplestack.adapters.xen.rollback import Rollback
@@ -381,7 +382,8 @@ class GuestsMixin:
 
     def _check_deletable(self, guest_id, vm, snapshots):
         """Raise InvalidState if XAPI blocks an operation that deleting the
-        guest needs, before anything changes.
+        guest needs, or an operation in progress (an export) conflicts with
+        it, before anything changes.
 
         The guest's and its snapshots' ``blocked_operations`` protect them
         against hard_shutdown (of a guest that is not halted) and destroy.
@@ -391,6 +393,9 @@ class GuestsMixin:
         needed.append((vm, "destroy"))
         needed += [(snapshot, "destroy") for snapshot in snapshots.values()]
         for record, operation in needed:
+            action = "delete guest %s" % guest_id if record is vm else \
+                "delete snapshot %s of guest %s" % (record["uuid"], guest_id)
+            check_no_operation_in_progress(record, operation, action)
             reason = record["blocked_operations"].get(operation)
             if reason is None:
                 continue

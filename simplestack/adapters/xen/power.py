@@ -3,6 +3,7 @@
 from simplestack import errors
 from simplestack.adapters.base import POWER_ACTIONS
 from simplestack.adapters.xen.constants import STATE_MAP
+from simplestack.adapters.xen.failures import check_no_operation_in_progress
 
 # API action -> (XAPI method, extra arguments). "resume" depends on the
 # power state and is chosen in set_power.
@@ -30,12 +31,16 @@ class PowerMixin:
         if action == "resume" and vm["power_state"] == "Paused":
             # Paused in memory by another tool: unpause instead.
             method, arguments = "VM.unpause", ()
+        check_no_operation_in_progress(
+            vm, method.split(".", 1)[1], "%s guest %s" % (action, vm["uuid"]))
         self._call(method, ref, *arguments, vm=ref)
         return self._power_state(ref)
 
     def reboot_guest(self, guest_id, force=False):
-        ref, _vm = self._guest(guest_id)
+        ref, vm = self._guest(guest_id)
         method = "VM.hard_reboot" if force else "VM.clean_reboot"
+        check_no_operation_in_progress(
+            vm, method.split(".", 1)[1], "reboot guest %s" % vm["uuid"])
         self._call(method, ref, vm=ref)
         return self._power_state(ref)
 
