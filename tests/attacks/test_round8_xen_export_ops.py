@@ -16,15 +16,16 @@ import threading
 import time
 
 import pytest
+import XenAPI
 from webob import Request
 
 from tests import backends
 from tests.attacks.test_round3_stalled_client import with_data_blocks
 from tests.conftest import make_token
 from tests.simulators.xapi.vm import CONFLICT_WAIT
-from tests.xen_fixtures import xapi_session
 from tests.xen.conftest import (  # noqa: F401 (pytest fixtures)
     xapi_simulator, xen_api, xen_app, xen_host)
+from tests.xen_fixtures import xapi_session
 
 #: MiB of data blocks in the exported guest's disk: far more than the
 #: socket buffers and the service's read-ahead take together, so the
@@ -80,8 +81,8 @@ def test_change_during_export_conflicts(xen_app, xen_api, xapi_simulator,
                                         large_guest, change):
     body, _first = start_export(xen_app, xapi_simulator, large_guest)
     try:
-        assert "export" in vm_record(xapi_simulator,
-                                     large_guest)["current_operations"].values()
+        running = vm_record(xapi_simulator, large_guest)["current_operations"]
+        assert "export" in running.values()
         if change == "start":
             response, seconds = timed(lambda: xen_api.put_json(
                 large_guest + "/power", {"state": "start"}, status="*"))
@@ -170,3 +171,31 @@ def test_export_leaves_nothing_behind(xen_app, xen_api, xapi_simulator,
         assert time.monotonic() < deadline, "the export never ended"
         time.sleep(0.1)
     xen_api.put_json(large_guest + "/power", {"state": "start"}, status=200)
+
+
+def test_simulator_waits_then_rejects(xen_app, xapi_simulator, large_guest):
+    # What the service relies on: during an export the simulator lists it in
+    # current_operations, drops conflicting operations from
+    # allowed_operations, lets a field write through, and fails a
+    # conflicting call only after waiting CONFLICT_WAIT for the export.
+    uuid = large_guest.rsplit("/", 1)[1]
+    body, _first = start_export(xen_app, xapi_simulator, large_guest)
+    try:
+        with xapi_session(xapi_simulator) as xenapi:
+            ref = xenapi.VM.get_by_uuid(uuid)
+            record = xenapi.VM.get_record(ref)
+            xenapi.VM.set_name_label(ref, record["name_label"])
+            started = time.monotonic()
+            with pytest.raises(XenAPI.Failure) as raised:
+                xenapi.VM.start(ref, False, False)
+            seconds = time.monotonic() - started
+    finally:
+        body.close()
+
+    assert list(record["current_operations"].values()) == ["export"]
+    assert "start" not in record["allowed_operations"]
+    assert "destroy" not in record["allowed_operations"]
+    assert "export" in record["allowed_operations"]
+    assert raised.value.details[:4] == [
+        "OTHER_OPERATION_IN_PROGRESS", "VM", ref, "export"]
+    assert seconds >= CONFLICT_WAIT - 0.5
