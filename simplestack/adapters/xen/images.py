@@ -15,7 +15,8 @@ from simplestack.adapters.xen.lookups import validate_name
 from simplestack.adapters.xen.records import (
     is_guest_or_user_template, state_of)
 from simplestack.adapters.xen.rollback import Rollback
-from simplestack.adapters.xen.tasks import task_result_refs
+from simplestack.adapters.xen.tasks import (
+    UNFINISHED_STATUSES, task_result_refs)
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,9 @@ class ExportStream:
         self.connection = connection
         self.response = response
         self.guest_id = guest_id
+        # Whether XAPI sent the whole body, and whether a poll has seen
+        # the task end.
+        self.body_read = False
         self.finished = False
 
     def chunks(self):
@@ -76,6 +80,7 @@ class ExportStream:
         except (OSError, http.client.HTTPException) as error:
             raise self.adapter._handler_error(error, self.task_ref,
                                               "the export") from error
+        self.body_read = True
         task = self.adapter._wait_for_task(
             self.task_ref, "the export of guest %s" % self.guest_id)
         self.finished = True
@@ -89,10 +94,31 @@ class ExportStream:
         if connection is None:
             return
         connection.close()
-        if not self.finished:
+        cancel = not self.finished and not self.task_ended()
+        if cancel and self.body_read:
+            logger.info("the export of guest %s ended before its task "
+                        "finished; cancelling the task", self.guest_id)
+        elif cancel:
             logger.info("the export of guest %s ended before its last "
                         "byte; cancelling its task", self.guest_id)
-        self.adapter._end_task(self.task_ref, cancel=not self.finished)
+        self.adapter._end_task(self.task_ref, cancel=cancel)
+
+    def task_ended(self):
+        """Tell whether XAPI has ended the task of an export whose whole
+        body came, although the poll for it failed (a read timeout, for
+        one). XAPI rejects the cancel of an ended task with
+        OPERATION_NOT_ALLOWED.
+
+        Returns False, so that the task is cancelled, while the body is
+        incomplete or when the task's record cannot be read.
+        """
+        if not self.body_read:
+            return False
+        try:
+            task = self.adapter._call("task.get_record", self.task_ref)
+        except errors.SimplestackError:
+            return False
+        return task["status"] not in UNFINISHED_STATUSES
 
 
 class ImagesMixin:

@@ -1,0 +1,65 @@
+"""Log lines and XAPI calls of exports that end early, against
+production.ini's gunicorn and the XAPI simulator.
+
+When only the poll of the export's task failed, the service cancelled the
+task that had ended, and logged that XAPI rejected the cancel.
+"""
+
+import time
+
+from tests.attacks import stack
+# The XAPI simulator, production.ini's gunicorn in front of it, and a guest
+# whose export is far larger than the socket buffers.
+from tests.attacks.test_round3_stalled_client import (  # noqa: F401,F811
+    large_guest, open_sessions, production, simulator)
+from tests.attacks.test_round6_stream_logs import export_request, read_export
+
+
+def entries_since(production, count):
+    """Return the log entries after the first ``count``."""
+    return production.log_entries()[count:]
+
+
+def call_count(simulator, method):
+    return simulator.stats()["calls"].get(method, 0)
+
+
+def fail_export_task_poll(production, simulator, guest_id, request_id):
+    """Export ``guest_id`` with the poll of its task failing, read the
+    export to its end, and return the log entries that came meanwhile."""
+    entries_before = len(production.log_entries())
+    # The export's task is polled once its whole body has come, and then
+    # it has ended. This poll fails.
+    simulator.set_fault("task.get_record", error=["INTERNAL_ERROR", "round8"],
+                        times=1)
+    try:
+        # Reads until gunicorn closes the connection.
+        read_export(production,
+                    export_request(simulator, guest_id, request_id))
+    finally:
+        simulator.clear_faults()
+    assert stack.wait_for(lambda: open_sessions(simulator), 0) == 0
+    # The stream closes in its reading thread, which may log after the
+    # connection has closed.
+    time.sleep(1)
+    return entries_since(production, entries_before)
+
+
+def tasks_left(simulator):
+    """Return how many tasks were created and not destroyed."""
+    return (call_count(simulator, "task.create")
+            - call_count(simulator, "task.destroy"))
+
+
+def test_failed_poll_destroys_ended_task(production, simulator, large_guest):
+    cancels_before = call_count(simulator, "task.cancel")
+    tasks_before = tasks_left(simulator)
+
+    new_entries = fail_export_task_poll(production, simulator,
+                                        large_guest["id"], "round8-failed-poll")
+
+    # The task had ended, so it is destroyed without a cancel.
+    assert call_count(simulator, "task.cancel") == cancels_before
+    assert [entry for entry in new_entries
+            if "cancelling" in entry["message"]] == []
+    assert tasks_left(simulator) == tasks_before
