@@ -63,6 +63,10 @@ waited for the response got 408 after client_timeout. The worker makes
 a first read of fewer than 1 KiB request only that many bytes from the
 reader.
 
+An image export that fails after its headers went out is logged by its
+body (StreamBody) with the request id, and the worker drops gunicorn's
+second traceback of that exception ("Error handling request").
+
 The class overrides seven methods of gunicorn's ``ThreadWorker``, reads
 four of its attributes, and hands a head to the parser of gunicorn's
 connection objects. Each worker process also replaces util.write_error
@@ -88,6 +92,7 @@ from gunicorn.workers import base, gthread
 
 from simplestack.errors import CLOSE_CONNECTION_KEY
 from simplestack.tweens import REQUEST_ID_HEADER, random_request_id
+from simplestack.views.imports import LOGGED_ERROR_ATTRIBUTE
 
 #: The request tween's logger, which logs one line per request.
 logger = logging.getLogger("simplestack.requests")
@@ -161,6 +166,11 @@ HEAD_ERROR_FORMAT = (
     "cause=%(cause)s peer=%(peer)s: gunicorn sent its own error response "
     "to the request")
 
+#: The message that ThreadWorker.handle_request of gunicorn 27.0.1 logs,
+#: with a traceback, about an exception raised after the response headers
+#: went out.
+GUNICORN_RESPONSE_ERROR = "Error handling request"
+
 #: The request id, peer address and gunicorn error of the request that
 #: this thread sends an error response for in ThreadWorker.handle_error.
 _rejected_request = threading.local()
@@ -173,6 +183,16 @@ class HeadWarningFilter(logging.Filter):
     def filter(self, record):
         return not (isinstance(record.msg, str) and record.msg.startswith(
             GUNICORN_HEAD_WARNING_PREFIX))
+
+
+class LoggedErrorFilter(logging.Filter):
+    """Drop gunicorn's traceback of an exception that the response body
+    logged already with its request id (see LOGGED_ERROR_ATTRIBUTE)."""
+
+    def filter(self, record):
+        if record.msg != GUNICORN_RESPONSE_ERROR or not record.exc_info:
+            return True
+        return not getattr(record.exc_info[1], LOGGED_ERROR_ATTRIBUTE, False)
 
 
 #: The minimum bytes that gunicorn 27.0.1's Body.read requests from its
@@ -223,6 +243,12 @@ def missing_gunicorn_parts(worker_class):
     # The warning that HeadWarningFilter drops.
     if GUNICORN_HEAD_WARNING not in base.Worker.handle_error.__code__.co_consts:
         missing.append("the warning of Worker.handle_error")
+    # The traceback that LoggedErrorFilter drops.
+    handle_request = getattr(
+        getattr(worker_class, "handle_request", None), "__code__", None)
+    if handle_request is not None and \
+            GUNICORN_RESPONSE_ERROR not in handle_request.co_consts:
+        missing.append("the traceback of handle_request")
     # unread_body_left reads the count of body bytes left to receive, and
     # the chunk parser that a chunked body's reader drops at its end.
     if "length" not in body.LengthReader.read.__code__.co_names:
@@ -383,6 +409,7 @@ class ThreadWorker(gthread.ThreadWorker):
         # module at each call, and nothing else in the worker calls it.
         util.write_error = write_json_error
         self.log.error_log.addFilter(HeadWarningFilter())
+        self.log.error_log.addFilter(LoggedErrorFilter())
         if not getattr(body.Body.read, "reads_small_exactly", False):
             body.Body.read = read_small_exactly(body.Body.read)
 

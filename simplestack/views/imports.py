@@ -37,6 +37,10 @@ TAR_MAGIC_OFFSET = 257  # of TAR_MAGIC in a POSIX tar header
 #: The bytes that tell an image from JSON, up to the end of TAR_MAGIC. A
 #: client that sends fewer of a longer body waits for client_timeout.
 PEEK_BYTES = TAR_MAGIC_OFFSET + len(TAR_MAGIC)
+#: Attribute that StreamBody sets to True on an exception it has logged
+#: with the request id before raising it to the WSGI server, which then
+#: need not log it again.
+LOGGED_ERROR_ATTRIBUTE = "simplestack_logged"
 
 
 def looks_like_image(prefix):
@@ -207,6 +211,7 @@ class StreamBody:
             logger.exception("the image stream from %s host %s failed",
                              self.adapter.type_name, self.adapter.host)
             self.metrics.stream_failed(self.adapter.type_name, error)
+            setattr(error, LOGGED_ERROR_ATTRIBUTE, True)
             raise
         finally:
             logs.set_stream_request_id(previous_id)

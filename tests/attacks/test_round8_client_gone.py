@@ -2,11 +2,19 @@
 production.ini's gunicorn and the XAPI simulator.
 
 When only the poll of the export's task failed, the service cancelled the
-task that had ended, and logged that XAPI rejected the cancel.
+task that had ended, and logged that XAPI rejected the cancel. An export
+that failed after its headers went out was logged twice at ERROR: by the
+service with the request id, then by gunicorn ("Error handling request")
+without it.
 """
 
+import logging
+import sys
 import time
 
+from simplestack.gunicorn_worker import (
+    GUNICORN_RESPONSE_ERROR, LoggedErrorFilter)
+from simplestack.views.imports import LOGGED_ERROR_ATTRIBUTE
 from tests.attacks import stack
 # The XAPI simulator, production.ini's gunicorn in front of it, and a guest
 # whose export is far larger than the socket buffers.
@@ -33,7 +41,8 @@ def fail_export_task_poll(production, simulator, guest_id, request_id):
     simulator.set_fault("task.get_record", error=["INTERNAL_ERROR", "round8"],
                         times=1)
     try:
-        # Reads until gunicorn closes the connection.
+        # Reads until gunicorn closes the connection, which it does after
+        # it has logged the failure.
         read_export(production,
                     export_request(simulator, guest_id, request_id))
     finally:
@@ -43,6 +52,20 @@ def fail_export_task_poll(production, simulator, guest_id, request_id):
     # connection has closed.
     time.sleep(1)
     return entries_since(production, entries_before)
+
+
+def test_failed_export_logs_one_error(production, simulator, large_guest):
+    request_id = "round8-failed-export"
+
+    new_entries = fail_export_task_poll(production, simulator,
+                                        large_guest["id"], request_id)
+
+    errors = [entry for entry in new_entries if entry["level"] == "ERROR"]
+    assert len(errors) == 1, errors
+    assert errors[0].get("request_id") == request_id
+    assert errors[0]["message"].startswith("the image stream from xen host")
+    assert [entry for entry in new_entries
+            if entry["message"] == GUNICORN_RESPONSE_ERROR] == []
 
 
 def tasks_left(simulator):
@@ -63,3 +86,26 @@ def test_failed_poll_destroys_ended_task(production, simulator, large_guest):
     assert [entry for entry in new_entries
             if "cancelling" in entry["message"]] == []
     assert tasks_left(simulator) == tasks_before
+
+
+def error_record(error, message=GUNICORN_RESPONSE_ERROR):
+    """Return the record that gunicorn's log.exception(message) makes while
+    ``error`` is handled."""
+    try:
+        raise error
+    except type(error):
+        return logging.LogRecord("gunicorn.error", logging.ERROR, __file__,
+                                 0, message, (), sys.exc_info())
+
+
+def test_filter_drops_only_logged_errors():
+    record_filter = LoggedErrorFilter()
+    logged = RuntimeError("logged by the response body")
+    setattr(logged, LOGGED_ERROR_ATTRIBUTE, True)
+
+    assert not record_filter.filter(error_record(logged))
+    # A server error that nothing logged before keeps gunicorn's line.
+    assert record_filter.filter(error_record(RuntimeError("not logged")))
+    # So does another gunicorn message about the same error.
+    assert record_filter.filter(
+        error_record(logged, "Exception in post_request hook"))
