@@ -63,17 +63,23 @@ waited for the response got 408 after client_timeout. The worker makes
 a first read of fewer than 1 KiB request only that many bytes from the
 reader.
 
-An image export that fails after its headers went out is logged by its
-body (StreamBody) with the request id, and the worker drops gunicorn's
-second traceback of that exception ("Error handling request").
+gunicorn logs a write to a client that stopped reading until the socket
+timeout (simplestack.client_timeout) as "Socket error processing
+request." at ERROR, with a traceback and no request id, and a client that
+closed or reset its connection only at DEBUG. Neither is a server error.
+The worker logs one WARNING line for both, with the request id and the
+maximum body bytes sent. An image export that fails after its headers went out is
+logged by its body (StreamBody) with the request id, and the worker drops
+gunicorn's second traceback of that exception ("Error handling request").
 
-The class overrides seven methods of gunicorn's ``ThreadWorker``, reads
+The class overrides eight methods of gunicorn's ``ThreadWorker``, reads
 four of its attributes, and hands a head to the parser of gunicorn's
 connection objects. Each worker process also replaces util.write_error
 and Body.read. ``check_config`` and ``__init__`` raise RuntimeError when
 the installed gunicorn lacks one of these parts.
 """
 
+import errno
 import http
 import json
 import logging
@@ -96,11 +102,14 @@ from simplestack.views.imports import LOGGED_ERROR_ATTRIBUTE
 
 #: The request tween's logger, which logs one line per request.
 logger = logging.getLogger("simplestack.requests")
+#: Logs responses that the client did not take in full. The tween's
+#: logger has one line per request, logged before the body goes out.
+response_logger = logging.getLogger(__name__)
 
 #: Methods of gunicorn's ThreadWorker that this worker overrides.
 OVERRIDDEN_METHODS = (
     "accept", "set_accept_enabled", "handle", "finish_request",
-    "murder_keepalived", "load_wsgi", "handle_error")
+    "murder_keepalived", "load_wsgi", "handle_error", "handle_request")
 #: Seconds that a pool thread waits for the rest of a request head before
 #: it hands the connection to the worker's poller. HTTP clients usually
 #: send a head in one write, so mostly slow or idle clients reach it.
@@ -170,10 +179,25 @@ HEAD_ERROR_FORMAT = (
 #: with a traceback, about an exception raised after the response headers
 #: went out.
 GUNICORN_RESPONSE_ERROR = "Error handling request"
+#: The errno values of a write to a client that closed or reset its
+#: connection. A write that the client does not take within the socket
+#: timeout raises TimeoutError.
+CLIENT_CLOSED_ERRNOS = frozenset((errno.EPIPE, errno.ECONNRESET,
+                                  errno.ENOTCONN))
+#: The log line of a response that the client stopped reading. The record
+#: has the same fields as keys for logs.JsonFormatter. max_body_bytes_sent
+#: counts the failed write too, which may have gone out in part.
+CLIENT_GONE_FORMAT = (
+    "request_id=%(request_id)s peer=%(peer)s error=%(error)s "
+    "max_body_bytes_sent=%(max_body_bytes_sent)d: %(reason)s, so the "
+    "response is incomplete; closing the connection")
 
 #: The request id, peer address and gunicorn error of the request that
 #: this thread sends an error response for in ThreadWorker.handle_error.
 _rejected_request = threading.local()
+#: The WSGI environ and gunicorn Response of the request that this thread
+#: handles, set by record_exchange.
+_exchange = threading.local()
 
 
 class HeadWarningFilter(logging.Filter):
@@ -193,6 +217,46 @@ class LoggedErrorFilter(logging.Filter):
         if record.msg != GUNICORN_RESPONSE_ERROR or not record.exc_info:
             return True
         return not getattr(record.exc_info[1], LOGGED_ERROR_ATTRIBUTE, False)
+
+
+def is_client_gone(error):
+    """Tell whether the OSError ``error``, raised by gunicorn's
+    handle_request and not logged by the response body, comes from a write
+    to a client that stopped reading or closed its connection."""
+    return (isinstance(error, TimeoutError)
+            or error.errno in CLIENT_CLOSED_ERRNOS)
+
+
+def log_client_gone(error, peer, timeout):
+    """Log one WARNING line about a response that the client did not take,
+    with the request id and body bytes of the request that this thread
+    handles (set by record_exchange)."""
+    environ = getattr(_exchange, "environ", None) or {}
+    response = getattr(_exchange, "response", None)
+    if isinstance(error, TimeoutError):
+        reason = ("writing the response to the client did not finish "
+                  "within simplestack.client_timeout (%s s)" % timeout)
+    else:
+        reason = "the client closed or reset the connection"
+    fields = {
+        "request_id": environ.get("simplestack.request_id") or "-",
+        "peer": peer or "-",
+        "error": type(error).__name__,
+        "max_body_bytes_sent": getattr(response, "sent", 0),
+        "reason": reason,
+    }
+    response_logger.warning(CLIENT_GONE_FORMAT, fields, extra=fields)
+
+
+def record_exchange(application):
+    """Wrap the WSGI ``application`` so that the thread's _exchange contains
+    the request's environ and gunicorn Response while it is handled."""
+    def recorded_application(environ, start_response):
+        _exchange.environ = environ
+        # start_response is a bound method of gunicorn's Response.
+        _exchange.response = getattr(start_response, "__self__", None)
+        return application(environ, start_response)
+    return recorded_application
 
 
 #: The minimum bytes that gunicorn 27.0.1's Body.read requests from its
@@ -243,12 +307,14 @@ def missing_gunicorn_parts(worker_class):
     # The warning that HeadWarningFilter drops.
     if GUNICORN_HEAD_WARNING not in base.Worker.handle_error.__code__.co_consts:
         missing.append("the warning of Worker.handle_error")
-    # The traceback that LoggedErrorFilter drops.
+    # The traceback that LoggedErrorFilter drops, and the reraise of
+    # OSErrors that ThreadWorker.handle_request catches.
     handle_request = getattr(
         getattr(worker_class, "handle_request", None), "__code__", None)
-    if handle_request is not None and \
-            GUNICORN_RESPONSE_ERROR not in handle_request.co_consts:
-        missing.append("the traceback of handle_request")
+    if handle_request is not None and (
+            GUNICORN_RESPONSE_ERROR not in handle_request.co_consts
+            or "reraise" not in handle_request.co_names):
+        missing.append("the traceback and reraise of handle_request")
     # unread_body_left reads the count of body bytes left to receive, and
     # the chunk parser that a chunked body's reader drops at its end.
     if "length" not in body.LengthReader.read.__code__.co_names:
@@ -404,7 +470,7 @@ class ThreadWorker(gthread.ThreadWorker):
     def load_wsgi(self):
         # Runs in the worker process, after the fork.
         super().load_wsgi()
-        self.wsgi = close_after_unread_body(self.wsgi)
+        self.wsgi = record_exchange(close_after_unread_body(self.wsgi))
         # Worker.handle_error looks the function up on gunicorn's util
         # module at each call, and nothing else in the worker calls it.
         util.write_error = write_json_error
@@ -422,6 +488,23 @@ class ThreadWorker(gthread.ThreadWorker):
             super().handle_error(req, client, addr, exc)
         finally:
             _rejected_request.__dict__.clear()
+
+    def handle_request(self, req, conn):
+        # Runs in a pool thread. gunicorn's handle would log the OSErrors
+        # that this raises, and close the connection as False does.
+        try:
+            return super().handle_request(req, conn)
+        except OSError as error:
+            if getattr(error, LOGGED_ERROR_ATTRIBUTE, False):
+                # The response body logged it with the request id.
+                return False
+            if not is_client_gone(error):
+                raise
+            peer = conn.client[0] if isinstance(conn.client, tuple) else None
+            log_client_gone(error, peer, conn.sock.gettimeout())
+            return False
+        finally:
+            _exchange.__dict__.clear()
 
     def busy_connections(self):
         """Return the number of connections handed to the thread pool: in

@@ -280,7 +280,8 @@ def test_gunicorn_has_worker_parts():
     assert missing_gunicorn_parts(gthread.ThreadWorker) == []
     assert missing_gunicorn_parts(base.Worker) == [
         "accept", "set_accept_enabled", "handle", "finish_request",
-        "murder_keepalived", "run calling set_accept_enabled"]
+        "murder_keepalived", "handle_request",
+        "run calling set_accept_enabled"]
 
 
 def test_production_names_worker_class(server):
