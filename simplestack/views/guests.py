@@ -199,8 +199,7 @@ def export_guest(request):
     try:
         first = next(chunks, b"")
     except BaseException:
-        chunks.close()
-        stream.close()
+        chunks.close(then=stream.close)
         slot.release()
         raise
     # From here the stream owns the connection and the slot: the request
