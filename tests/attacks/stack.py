@@ -8,6 +8,7 @@ and adds short connect and read timeouts, so a request to a refused or hung
 hypervisor ends within seconds.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -16,6 +17,8 @@ import time
 import requests
 
 from tests.conftest import CANARY_PASSWORD, make_token
+from tests.derived_servers import derive_ini
+from tests.operations.servers import PRODUCTION_INI, ProductionServer
 from tests.server import TESTING_INI, Server
 from tests.simulators.fixtures import XapiSimulator
 from tests.simulators.vcsim_fixtures import VcsimSimulator
@@ -162,3 +165,19 @@ def wait_for(function, expected, timeout=10):
 def open_descriptors(pid):
     """Return how many file descriptors process ``pid`` has open."""
     return len(os.listdir("/proc/%d/fd" % pid))
+
+
+@contextlib.contextmanager
+def small_production_server(folder, app_settings=None):
+    """Run production.ini's gunicorn with one worker of two threads and
+    ``app_settings`` added to its app section; yield the server."""
+    ini_path = derive_ini(PRODUCTION_INI, {
+        "app:main": dict(app_settings or {}),
+        "server:main": {"workers": 1, "threads": 2},
+    }, str(folder / "production.ini"))
+    running = ProductionServer(str(folder / "gunicorn.log"), ini_path)
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()

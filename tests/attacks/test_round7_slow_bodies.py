@@ -12,10 +12,8 @@ import time
 
 import pytest
 
-from tests.attacks.stack import read_until_close
+from tests.attacks.stack import read_until_close, small_production_server
 from tests.conftest import make_token
-from tests.derived_servers import derive_ini
-from tests.operations.servers import PRODUCTION_INI, ProductionServer
 
 CLIENT_TIMEOUT = 2
 #: Seconds between the body bytes of a slow client, within CLIENT_TIMEOUT.
@@ -25,14 +23,9 @@ BYTE_INTERVAL = 0.5
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("round7-slow-bodies")
-    ini_path = derive_ini(PRODUCTION_INI, {
-        "app:main": {"simplestack.client_timeout": str(CLIENT_TIMEOUT)},
-        "server:main": {"workers": 1, "threads": 2},
-    }, str(folder / "production.ini"))
-    running = ProductionServer(str(folder / "gunicorn.log"), ini_path)
-    running.start()
-    yield running
-    running.stop()
+    with small_production_server(folder, {
+            "simplestack.client_timeout": str(CLIENT_TIMEOUT)}) as running:
+        yield running
 
 
 def send_slowly(server, method, path, body):

@@ -15,9 +15,8 @@ import time
 
 import pytest
 
+from tests.attacks.stack import small_production_server
 from tests.conftest import make_token
-from tests.derived_servers import derive_ini
-from tests.operations.servers import PRODUCTION_INI, ProductionServer
 
 TOKEN_HEADER = "x-simplestack-hypervisor-token"
 #: Seconds that the tests wait for the server to close its side.
@@ -29,13 +28,8 @@ CHUNK = b"10000\r\n" + b"a" * 0x10000 + b"\r\n"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("round7-unread-bodies")
-    ini_path = derive_ini(PRODUCTION_INI, {
-        "server:main": {"workers": 1, "threads": 2},
-    }, str(folder / "production.ini"))
-    running = ProductionServer(str(folder / "gunicorn.log"), ini_path)
-    running.start()
-    yield running
-    running.stop()
+    with small_production_server(folder) as running:
+        yield running
 
 
 def exchange(server, data):
