@@ -157,7 +157,7 @@ class ReadAhead:
     client.
 
     While a WSGI thread writes a chunk to the client, it reads nothing
-    from the hypervisor, and a hypervisor that can queue little waits:
+    from the hypervisor, so a hypervisor that can queue little waits.
     libvirtd's socket buffer (208 KiB by default on Linux) is smaller than
     one 256 KiB stream message. This thread goes on reading meanwhile, at
     most ``depth`` chunks ahead, which bounds the memory an export holds.

@@ -125,7 +125,7 @@ def public_params(params, uuids):
 def classify(code, names_object=True):
     """Return the Simplestack error class for a XAPI error code.
 
-    ``names_object`` tells whether the failure is about an object that the
+    ``names_object`` is true when the failure is about an object that the
     request names. A not-found code on any other call, such as a collection
     read, is the hypervisor's failure and not a missing path.
     """
