@@ -12,6 +12,7 @@ import libvirt
 
 from simplestack import errors
 from simplestack.adapters import base
+from simplestack.adapters.libvirt import stream_reader
 from simplestack.adapters.libvirt.constants import KIB
 from simplestack.adapters.libvirt.locks import begin_export, guest_lock
 from simplestack.adapters.libvirt.volumes import (
@@ -19,17 +20,18 @@ from simplestack.adapters.libvirt.volumes import (
 
 logger = logging.getLogger(__name__)
 
-#: Size of the chunks of an image export or import, in bytes.
+#: Size of an import's first read, which tells qcow2 from raw, in bytes.
 STREAM_CHUNK_SIZE = 256 * KIB
 
 #: Size of the chunks an import reads from the request body and sends to
 #: libvirt, in bytes. libvirt splits a larger send into stream messages.
 UPLOAD_CHUNK_SIZE = 1024 * KIB
 
-#: Minimum size of the chunks an export yields, in bytes. libvirtd 9.0
-#: sends a volume download as pairs of 262120- and 24-byte stream messages,
-#: and each recv returns one message, so the export joins them rather than
-#: hand the WSGI server a socket write of 24 bytes every other chunk.
+#: Size of the chunks an export yields, but the last, in bytes. libvirtd
+#: 9.0 sends a volume download as pairs of 262120- and 24-byte stream
+#: messages, and each recv returns one message, so the export fills whole
+#: chunks rather than hand the WSGI server a socket write of 24 bytes
+#: every other chunk (see stream_reader).
 EXPORT_CHUNK_SIZE = 1024 * KIB
 
 
@@ -152,20 +154,12 @@ class ImagesMixin:
         return image
 
     def _receive_chunks(self, stream):
-        pending = []
-        pending_size = 0
+        receive_chunk = stream_reader.chunk_receiver(stream)
         while True:
-            data = self._call(stream.recv, STREAM_CHUNK_SIZE)
-            if not data:
+            chunk = self._call(receive_chunk, EXPORT_CHUNK_SIZE)
+            if not chunk:
                 break
-            pending.append(data)
-            pending_size += len(data)
-            if pending_size >= EXPORT_CHUNK_SIZE:
-                yield b"".join(pending)
-                pending = []
-                pending_size = 0
-        if pending:
-            yield b"".join(pending)
+            yield chunk
         self._call(stream.finish)
 
     def _close_stream(self, stream):
