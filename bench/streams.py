@@ -28,6 +28,10 @@ upload stream and defines a stopped QEMU guest on it. Direct transfers are
 ``virStorageVolDownload`` and ``virStorageVolUpload`` streams; the service
 transfers are ``GET .../guests/{id}/export`` and ``POST .../guests`` with an
 ``application/octet-stream`` body, followed by ``DELETE`` of the new guest.
+The direct export reads with the binding's ``recv``, as a client of
+libvirt-python does. Each round also times a direct export read through
+libvirt's C API in whole chunks, as the service reads, and the script
+prints the export's ratio against it too.
 
 Xen uses the XAPI simulator, with its disks and the XVA file in a
 temporary folder under /dev/shm (a tmpfs) where it exists. The script
@@ -62,6 +66,7 @@ import libvirt
 import XenAPI
 from throughput import TOKEN, TOKEN_HEADER, Server
 
+from simplestack.adapters.libvirt import stream_reader
 from simplestack.adapters.xen.tasks import task_result_refs
 from tests.backends import unique_name
 from tests.libvirt_fixtures import temporary_pool
@@ -72,6 +77,8 @@ MIB = 1024 ** 2
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 BLOCK = MIB
 TARGET_RATIO = 0.9
+#: The kind of the libvirt step that reads as the service does.
+C_API_EXPORT = "direct export (C API)"
 TARGET_RSS_GROWTH_MB = 32
 SAMPLE_SECONDS = 0.01
 #: A tmpfs, so that the files of the XAPI simulator and of this script stay
@@ -124,6 +131,22 @@ def direct_download(connection, volume):
         if not data:
             break
         received += len(data)
+    stream.finish()
+    return received
+
+
+def direct_download_c_api(connection, volume):
+    """Download ``volume`` as the service's export reads it: through
+    libvirt's C API, in whole chunks (stream_reader)."""
+    stream = connection.newStream(0)
+    volume.download(stream, 0, 0, 0)
+    receive_chunk = stream_reader.chunk_receiver(stream)
+    received = 0
+    while True:
+        chunk = receive_chunk(BLOCK)
+        if not chunk:
+            break
+        received += len(chunk)
     stream.finish()
     return received
 
@@ -422,6 +445,8 @@ def measure_libvirt_guest(connection, pool, source, domain, folder, size,
                 direct_download(connection, source), size), False),
             ("service export", lambda: expect_size(
                 service.export(domain.UUIDString()), size), True),
+            (C_API_EXPORT, lambda: expect_size(
+                direct_download_c_api(connection, source), size), False),
             ("direct import", direct_import, False),
             ("service import", service_import, True),
         ]
@@ -667,6 +692,12 @@ def main():
                       cpu_per_gib(cpu["direct " + kind], 1, length),
                       cpu_per_gib(cpu["direct " + kind], 3, length),
                       cpu_per_gib(cpu["direct " + kind], 2, length)))
+            if kind == "export" and C_API_EXPORT in times:
+                c_api = rate(length, statistics.median(times[C_API_EXPORT]))
+                print("  direct through libvirt's C API %.0f MiB/s: ratio "
+                      "%.2f against it; client CPU s per GiB %s" % (
+                          c_api, through / c_api,
+                          cpu_per_gib(cpu[C_API_EXPORT], 2, length)))
     print("load average at end %.1f" % os.getloadavg()[0])
 
 
