@@ -194,6 +194,9 @@ class ConnectionMixin:
     def open(self):
         if self._conn is not None:
             return
+        # Network handles that guest_records kept belong to an earlier
+        # connection.
+        self._network_handles = None
         uri, remote = self._uri()
         if remote and self.config["timeout"]:
             _start_event_loop()
@@ -272,6 +275,9 @@ class ConnectionMixin:
         return self._translate_error(error)
 
     def close(self):
+        # The kept network handles hold references on the connection, so
+        # they go first, before the close that drops the last reference.
+        self._network_handles = None
         connection, self._conn = self._conn, None
         if connection is None or not self._owns_connection:
             return

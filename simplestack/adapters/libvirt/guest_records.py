@@ -11,6 +11,7 @@ import collections
 import functools
 import logging
 import operator
+import time
 
 import libvirt
 
@@ -27,8 +28,23 @@ from simplestack.adapters.libvirt.domain_xml import DomainDescription
 logger = logging.getLogger(__name__)
 
 
+#: Seconds for which the active networks listed on a connection stand in
+#: for a new listing. description_cache has the same bound for other
+#: changes made outside this process.
+# NOTE: DHCPLeases of a network that is stopped but stays defined still
+# returns its last leases (libvirt 9.0), and only a call would show the
+# stop. So a pooled connection's list can show those addresses for up to
+# this long after the stop.
+NETWORK_HANDLES_MAX_AGE_SECONDS = description_cache.MAX_AGE_SECONDS
+
+
 class GuestRecordsMixin:
     """Methods of LibvirtAdapter that build guest records."""
+
+    #: (time.monotonic() of the listing, {name: virNetwork}) of the active
+    #: networks of the open connection, or None. The connection's open and
+    #: close drop it, because the handles belong to that connection.
+    _network_handles = None
 
     def _guest_record(self, description, state, disk_sizes, leases,
                       hostname):
@@ -80,27 +96,65 @@ class GuestRecordsMixin:
     def _leases(self, network_names):
         """Map MAC -> IPv4 address from the DHCP leases of the networks.
 
-        One listing of the active networks, then one DHCPLeases call per
-        named network. A name that is no active network (a bridge) is
-        skipped.
+        One DHCPLeases call per named active network. The active networks
+        are the handles kept from this connection's last listing, or a new
+        listing when a name is missing from them, when they are older than
+        NETWORK_HANDLES_MAX_AGE_SECONDS, or when a kept network turns out
+        to be destroyed. A name that is no active network is skipped.
         """
         if DRIVER_GAPS[self.driver].get("dhcp_leases") or not network_names:
             return {}
-        active = {network.name(): network for network in self._call(
-            self.conn.listAllNetworks,
-            libvirt.VIR_CONNECT_LIST_NETWORKS_ACTIVE)}
+        active = self._kept_networks(network_names)
+        listed = active is None
+        if listed:
+            active = self._list_active_networks()
+        names = sorted(network_names)
         leases = {}
-        for name in sorted(network_names):
-            if name not in active:
-                continue
+        index = 0
+        while index < len(names):
+            network = active.get(names[index])
             try:
-                entries = self._call(active[name].DHCPLeases)
-            except (errors.EntityNotFound, errors.FeatureNotImplemented):
-                continue
+                entries = self._call(network.DHCPLeases) if network else ()
+            except errors.EntityNotFound:
+                # libvirt 9.0 raises VIR_ERR_NO_NETWORK for the handle of a
+                # network destroyed since, or destroyed and created again
+                # under its name (a new UUID). A kept handle gets one new
+                # listing and this network is asked again.
+                if not listed:
+                    active = self._list_active_networks()
+                    listed = True
+                    continue
+                entries = ()
+            except errors.FeatureNotImplemented:
+                entries = ()
+            index += 1
             for entry in entries:
                 if entry.get("type") == libvirt.VIR_IP_ADDR_TYPE_IPV4:
                     leases.setdefault(entry["mac"].lower(), entry["ipaddr"])
         return leases
+
+    def _kept_networks(self, network_names):
+        """Return the kept {name: virNetwork} of the active networks when
+        it has every name and is at most NETWORK_HANDLES_MAX_AGE_SECONDS
+        old, else None."""
+        if self._network_handles is None:
+            return None
+        listed_at, active = self._network_handles
+        if time.monotonic() - listed_at > NETWORK_HANDLES_MAX_AGE_SECONDS:
+            return None
+        if not network_names.issubset(active):
+            return None
+        return active
+
+    def _list_active_networks(self):
+        """List the active networks and keep their handles for the later
+        requests on this connection."""
+        listed_at = time.monotonic()
+        active = {network.name(): network for network in self._call(
+            self.conn.listAllNetworks,
+            libvirt.VIR_CONNECT_LIST_NETWORKS_ACTIVE)}
+        self._network_handles = (listed_at, active)
+        return active
 
     def _stats_groups(self):
         if self.driver == "qemu":
@@ -271,6 +325,8 @@ class GuestRecordsMixin:
         # other active domains one by one.
         # NOTE: with the leases of one active network an LXC list makes 4
         # calls, and 5 when a container is paused. The other drivers make 3.
+        # A pooled connection whose network handles are kept makes one
+        # call fewer (see _leases).
         handles = self._call(listings.listAllDomains, 0)
         try:
             running = self._listed_uuids(
@@ -317,8 +373,7 @@ class GuestRecordsMixin:
             fields=fields,
             disk_targets=disk_targets,
             macs=macs,
-            networks=tuple(interface.network for interface
-                           in description.interfaces if interface.network),
+            networks=_lease_networks(description),
             disk_sizes=disk_sizes,
             record=_assemble_record(fields, disk_targets, macs, None,
                                     disk_sizes, {}, None))
@@ -374,8 +429,7 @@ def _record_definition(xml_text):
                     for disk in description.disks),
         disk_targets=_disk_targets(description),
         macs=_macs(description),
-        networks=tuple(interface.network for interface
-                       in description.interfaces if interface.network))
+        networks=_lease_networks(description))
 
 
 def _stats_fingerprint(stats):
@@ -417,6 +471,17 @@ def _disk_targets(description):
 
 def _macs(description):
     return tuple(interface.mac for interface in description.interfaces)
+
+
+def _lease_networks(description):
+    """Return the names of the libvirt networks that the NICs use.
+
+    A NIC of type 'bridge' names a host bridge, not a network, so it has
+    no network to ask for DHCP leases.
+    """
+    return tuple(interface.network for interface in description.interfaces
+                 if interface.network
+                 and interface.element.get("type") == "network")
 
 
 def _assemble_record(fields, disk_targets, macs, state, disk_sizes, leases,
