@@ -221,12 +221,14 @@ def export_head(request):
     export task, a vSphere export lease, a libvirt volume stream). The
     image's type, length and file name are known only then, so the
     response leaves those headers out, as RFC 9110 allows for HEAD.
-    An adapter with ``check_export`` (libvirt) raises there what GET
-    would raise before its transfer: 501 on the test driver and on LXC,
-    409 for a running guest. Other adapters check that the guest exists.
-    NOTE: on Xen and vSphere, HEAD returns 200 where GET fails on the
-    guest's state (a running Xen guest) or on the hypervisor (vcsim's
-    missing ExportVm).
+    The adapter's ``check_export`` raises there what GET would raise
+    before its transfer: 501 on the libvirt test driver and on LXC, 409
+    for a running guest, and on Xen also 409 for an export that XAPI
+    blocks or that an operation in progress conflicts with. An adapter
+    without ``check_export`` only checks that the guest exists.
+    NOTE: a failure that shows only once the transfer starts gets 200
+    here, such as the missing ExportVm of govmomi's vSphere simulator,
+    where GET returns 501.
     """
     context = request.context
     check_export = getattr(context.adapter, "check_export", None)

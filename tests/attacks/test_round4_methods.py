@@ -86,11 +86,17 @@ def test_head_export_starts_no_xen_export(backends):
 
 
 def test_head_export_calls_no_exportvm(backends):
-    """vcsim lacks ExportVm, so a HEAD that called it returned 501."""
+    """vcsim lacks ExportVm, so a HEAD that called it returned 501. The
+    guest is a new one, because vcsim's own guests are powered on, and
+    HEAD returns 409 for those, as GET does."""
     client, base = backends.client("vmware"), backends.base("vmware")
-    guest = first_id(client, base + "/guests")
-
-    response = head(client, "%s/guests/%s/export" % (base, guest))
+    created = client.post(base + "/guests", {"name": "sstest-n4-head"})
+    assert created.status_code == 201, created.text
+    path = "%s/guests/%s" % (base, created.json()["id"])
+    try:
+        response = head(client, path + "/export")
+    finally:
+        client.delete(path)
 
     assert response.status_code == 200
 

@@ -286,13 +286,30 @@ class ImagesMixin:
 
     # -- export -------------------------------------------------------------------
 
-    def export_guest(self, guest_id):
+    def check_export(self, guest_id):
+        """Raise the error that export_guest would raise before its
+        transfer starts, for HEAD on an export.
+
+        It reads the guest's properties only. Whether ExportVm works can
+        be known only by calling it, which creates an export lease, so a
+        server that lacks the method (govmomi's simulator) or refuses the
+        lease fails GET only.
+        """
+        self._exportable_guest(guest_id)
+
+    def _exportable_guest(self, guest_id):
+        """Return the Found of a guest that ExportVm may take; raise
+        InvalidState for a powered-on guest."""
         found = self._guest(guest_id, ("name", "config.uuid",
                                        "runtime.powerState"))
         if found.get("runtime.powerState") == "poweredOn":
             raise errors.InvalidState(
                 "cannot export guest %s while it is STARTED; stop it first"
                 % found.get("name"))
+        return found
+
+    def export_guest(self, guest_id):
+        found = self._exportable_guest(guest_id)
         # NOTE: govmomi 0.24's simulator has no ExportVm, so the code after
         # this call (lease wait, descriptor, disk downloads) has never run
         # against a server.

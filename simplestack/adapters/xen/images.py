@@ -11,6 +11,7 @@ import logging
 from simplestack import errors
 from simplestack.adapters import base
 from simplestack.adapters.xen.constants import DEFAULT_TEMPLATE_KEY, KIB
+from simplestack.adapters.xen.failures import check_no_operation_in_progress
 from simplestack.adapters.xen.lookups import validate_name
 from simplestack.adapters.xen.records import (
     is_guest_or_user_template, state_of)
@@ -54,6 +55,31 @@ def check_xva(head):
         raise errors.FeatureNotImplemented(
             "Xen imports XVA images only: the archive starts with %r, not "
             "%s (an OVA needs a conversion first)" % (first, XVA_FIRST_MEMBER))
+
+
+def check_exportable(guest_id, vm):
+    """Raise InvalidState unless XAPI can start an export of the guest
+    whose record is ``vm`` now.
+
+    XAPI checks the power state, ``blocked_operations`` and the
+    operations in progress too, but only once its export handler runs
+    with a task. It fails that task with VM_BAD_POWER_STATE,
+    OPERATION_BLOCKED, or OTHER_OPERATION_IN_PROGRESS after waiting for
+    the other operation to end. Checking first returns the error at once
+    and creates no task.
+    """
+    if vm["power_state"] not in ("Halted", "Suspended"):
+        raise errors.InvalidState("cannot export guest %s: it is %s; "
+                                  "stop it first"
+                                  % (guest_id, state_of(vm)))
+    reason = vm["blocked_operations"].get("export")
+    if reason is not None:
+        raise errors.InvalidState(
+            "cannot export guest %s: XAPI blocks its export "
+            "(blocked_operations reason %r); remove that entry first"
+            % (guest_id, reason),
+            code="OPERATION_BLOCKED", params=[vm["uuid"], reason])
+    check_no_operation_in_progress(vm, "export", "export guest %s" % guest_id)
 
 
 class ExportStream:
@@ -124,12 +150,21 @@ class ExportStream:
 class ImagesMixin:
     """Methods of XenAdapter that export and import guests."""
 
+    def check_export(self, guest_id):
+        """Raise the error that export_guest would raise before its
+        transfer starts, for HEAD on an export.
+
+        It reads the guest's record only: no task, no call of XAPI's
+        export handler. A failure that XAPI finds only once the export
+        has started, such as a disk that cannot be read, shows on GET
+        only.
+        """
+        _vm_ref, vm = self._guest(guest_id)
+        check_exportable(guest_id, vm)
+
     def export_guest(self, guest_id):
         vm_ref, vm = self._guest(guest_id)
-        if vm["power_state"] not in ("Halted", "Suspended"):
-            raise errors.InvalidState("cannot export guest %s: it is %s; "
-                                      "stop it first"
-                                      % (guest_id, state_of(vm)))
+        check_exportable(guest_id, vm)
         task_ref = self._create_task("export %s" % vm["uuid"])
         connection = self._endpoint.connection()
         try:
