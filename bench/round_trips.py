@@ -27,7 +27,9 @@ method of the one with the fewest calls, and removes what it created. The
 list shows every domain of the daemon, so other guests that run meanwhile
 (such as those of the tests) can add calls. An LXC container that is
 neither running, paused nor stopped adds one state call, and another
-active network one DHCPLeases call.
+active network one DHCPLeases call. With ``--reuse`` the service runs with
+``session_reuse = true`` for both types, so the counted lists run on the
+pooled connection that the warm-up opened.
 """
 
 import argparse
@@ -40,9 +42,14 @@ import time
 
 import backends
 import libvirt
+from pyramid.paster import get_appsettings
+from webtest import TestApp
 
+from simplestack import main as make_service
 from simplestack.adapters.libvirt.calls import CallsMixin
 from simplestack.adapters.vmware.session import CountingStub
+from simplestack.sessions import sessions_of
+from tests.conftest import make_token
 
 GUEST_COUNTS = (10, 1000)
 
@@ -274,7 +281,17 @@ def delete_daemon_guests(app, prefix, ids):
                 guest_id, response.status, response.text), file=sys.stderr)
 
 
-def count_daemon_lists(capture, recorder):
+def make_daemon_app(driver, reuse):
+    """Return the service from testing.ini in WebTest, with
+    ``session_reuse`` on for the type ``driver`` when ``reuse`` is true."""
+    settings = dict(get_appsettings(backends.TESTING_INI, name="main"))
+    if reuse:
+        settings["simplestack.hypervisor.%s.session_reuse" % driver] = "true"
+    return TestApp(make_service({}, **settings), extra_environ={
+        "HTTP_X_SIMPLESTACK_HYPERVISOR_TOKEN": make_token()})
+
+
+def count_daemon_lists(capture, recorder, reuse):
     """Return {driver: (Count with the fewest calls, states of the
     script's guests)} of GET /guests on the daemon."""
     results = {}
@@ -283,7 +300,7 @@ def count_daemon_lists(capture, recorder):
             prefix = "/%s/localhost" % driver
             backend = backends.Backend(driver, prefix, len(DAEMON_GUESTS),
                                        None, None)
-            app = backends.make_app(backend)
+            app = make_daemon_app(driver, reuse)
             ids = []
             try:
                 ids = create_daemon_guests(app, prefix, network)
@@ -295,17 +312,19 @@ def count_daemon_lists(capture, recorder):
                           in app.get(prefix + "/guests").json}
             finally:
                 delete_daemon_guests(app, prefix, ids)
+                sessions_of(app.app.registry).shutdown()
             states = [listed.get(guest_id) for guest_id in ids]
             results[driver] = (min(counts, key=lambda count: count.work),
                                states)
     return results
 
 
-def print_daemon_counts(results):
+def print_daemon_counts(results, reuse):
     print("GET /guests on the daemon of scripts/libvirtd, with this script's"
-          " guests (%s) on one active network; fewest calls of %d lists" % (
+          " guests (%s) on one active network; fewest calls of %d lists;"
+          " session reuse %s" % (
               ", ".join(label for label, _action in DAEMON_GUESTS),
-              DAEMON_LISTS))
+              DAEMON_LISTS, "on" if reuse else "off"))
     for driver, (count, states) in results.items():
         methods = ", ".join("%s %d" % item for item in sorted(
             count.methods.items()))
@@ -321,7 +340,12 @@ def main():
     parser.add_argument("--libvirtd", action="store_true",
                         help="count GET /guests on the QEMU and LXC drivers "
                         "of the daemon of scripts/libvirtd instead")
+    parser.add_argument("--reuse", action="store_true",
+                        help="with --libvirtd: turn session_reuse on, so "
+                        "the counted lists run on a pooled connection")
     options = parser.parse_args()
+    if options.reuse and not options.libvirtd:
+        parser.error("--reuse requires --libvirtd")
     for name in options.backends.split(","):
         if name not in backends.BACKENDS:
             parser.error("invalid backend %r; expected names from %s"
@@ -336,7 +360,9 @@ def main():
     recorder.install()
 
     if options.libvirtd:
-        print_daemon_counts(count_daemon_lists(capture, recorder))
+        print_daemon_counts(
+            count_daemon_lists(capture, recorder, options.reuse),
+            options.reuse)
         return
 
     results = {}
