@@ -51,9 +51,13 @@ body is the service's JSON error: {"error": name, "message": text}, with
 a new X-Request-ID. gunicorn's warning about such a head quotes the
 rejected header line, which may hold a credential, so the worker drops
 that warning and logs a line of its own with the request id instead.
-A head whose Content-Length or Transfer-Encoding does not frame the body
-gets a message about body framing. Any other rejected header field gets a
-message about the form of header fields. Neither message quotes the field.
+gunicorn's message text quotes the rejected part of the head too: a
+request line of up to 4094 bytes, a header value. So the worker sends a
+message of its own for each kind of fault (rejected_head_message), which
+quotes no header value and at most a short, escaped prefix of a bad
+method or HTTP version. A head whose Content-Length or Transfer-Encoding
+does not frame the body gets a message about body framing, and any other
+rejected header field a message about the form of header fields.
 
 gunicorn's Body.read requests at least 1 KiB from its reader, and the
 reader of a Content-Length body waits until it has all it was asked
@@ -92,11 +96,14 @@ from functools import partial
 import gunicorn
 from gunicorn import util
 from gunicorn.http import body, unreader, wsgi
-from gunicorn.http.errors import InvalidHeader, InvalidHeaderName
+from gunicorn.http.errors import (
+    ExpectationFailed, InvalidHeader, InvalidHeaderName, InvalidHTTPVersion,
+    InvalidRequestLine, InvalidRequestMethod, LimitRequestHeaders,
+    LimitRequestLine, ObsoleteFolding, UnsupportedTransferCoding)
 from gunicorn.http2 import negotiation
 from gunicorn.workers import base, gthread
 
-from simplestack.errors import CLOSE_CONNECTION_KEY
+from simplestack.errors import CLOSE_CONNECTION_KEY, shorten_quoted
 from simplestack.tweens import REQUEST_ID_HEADER, random_request_id
 from simplestack.views.imports import LOGGED_ERROR_ATTRIBUTE
 
@@ -149,8 +156,7 @@ SERVER_ERROR_NAMES = {
 #: can be a whole header line.
 GUNICORN_HEAD_WARNING = "Invalid request from ip={ip}: {error}"
 GUNICORN_HEAD_WARNING_PREFIX = GUNICORN_HEAD_WARNING.split("{", 1)[0]
-#: gunicorn's errors whose text can quote a header line or a header name
-#: with the value after it, and the message sent in place of that text.
+#: gunicorn's errors about the form of a header field, and their message.
 HEADER_TEXT_ERRORS = (InvalidHeader, InvalidHeaderName)
 HEADER_ERROR_MESSAGE = (
     "invalid header field in the request head: each field needs a name "
@@ -167,6 +173,29 @@ BODY_FRAMING_ERROR_MESSAGE = (
     "invalid request body framing: send one Content-Length of decimal "
     "digits, or, in HTTP/1.1, Transfer-Encoding ending with chunked and "
     "no Content-Length")
+#: The message of gunicorn's error response to a failure of the
+#: application or of gunicorn itself, which gunicorn sends without text.
+SERVER_FAILURE_MESSAGE = "the server failed to handle the request"
+#: The messages of the other errors of gunicorn 27.0.1 about a request
+#: head, in place of gunicorn's text, which quotes the rejected request
+#: line or header value.
+REQUEST_LINE_ERROR_MESSAGE = (
+    "invalid request line: send the method, the request target and the "
+    "HTTP version, separated by single spaces and ended by CRLF. The "
+    "target starts with / and has printable ASCII characters only "
+    "(percent-encode the rest)")
+FOLDED_HEADER_ERROR_MESSAGE = (
+    "invalid header field in the request head: a field continues on the "
+    "next line (obsolete line folding); send each field on one line")
+EXPECT_ERROR_MESSAGE = (
+    "unsupported Expect header field: the server supports only "
+    "100-continue")
+TRANSFER_CODING_ERROR_MESSAGE = (
+    "unsupported transfer coding in the Transfer-Encoding header field: "
+    "send chunked only, or a Content-Length instead")
+HEAD_LIMIT_ERROR_MESSAGE = (
+    "request head too large: it has too many header fields, or a header "
+    "field or the whole head is too long")
 #: The log line of a request that gets gunicorn's error response, mostly
 #: one that gunicorn cannot parse. The record has the same fields as keys
 #: for logs.JsonFormatter.
@@ -384,6 +413,65 @@ def is_body_framing_error(error):
             and getattr(error, "hdr", None) in BODY_FRAMING_HEADERS)
 
 
+def quote_request_text(text):
+    """Return ``text`` from a request head as an ASCII string literal,
+    cut to its first MAX_QUOTED_CHARACTERS characters (see
+    errors.shorten_quoted)."""
+    return ascii(shorten_quoted(text))
+
+
+def http_version_text(version):
+    """Return the HTTP version of an InvalidHTTPVersion as text. gunicorn
+    gives the version's text from the request line, or (major, minor) for
+    a well-formed version other than 1.x."""
+    if isinstance(version, tuple):
+        return "HTTP/%s" % ".".join(str(number) for number in version)
+    return str(version)
+
+
+def request_line_limit_message(error):
+    if isinstance(error.size, int) and isinstance(error.max_size, int):
+        return ("request line too long: it has %d bytes and the limit is %d; "
+                "send a shorter path or query" % (error.size, error.max_size))
+    return "request line too long: send a shorter path or query"
+
+
+def rejected_head_message(cause):
+    """Return the message of the JSON error that the worker sends for
+    gunicorn's client error ``cause``.
+
+    The message names the fault. It quotes neither a header value, which
+    may be a credential, nor the request line, which can be 4094 bytes
+    long. It quotes a bad method or HTTP version, escaped and cut by
+    quote_request_text.
+    """
+    if is_body_framing_error(cause):
+        return BODY_FRAMING_ERROR_MESSAGE
+    if isinstance(cause, HEADER_TEXT_ERRORS):
+        return HEADER_ERROR_MESSAGE
+    if isinstance(cause, InvalidRequestMethod):
+        return ("invalid request method %s: send a standard method in upper "
+                "case, such as GET" % quote_request_text(str(cause.method)))
+    if isinstance(cause, InvalidHTTPVersion):
+        return ("invalid HTTP version %s in the request line: send HTTP/1.1 "
+                "or HTTP/1.0" % quote_request_text(
+                    http_version_text(cause.version)))
+    if isinstance(cause, InvalidRequestLine):
+        return REQUEST_LINE_ERROR_MESSAGE
+    if isinstance(cause, LimitRequestLine):
+        return request_line_limit_message(cause)
+    if isinstance(cause, LimitRequestHeaders):
+        return HEAD_LIMIT_ERROR_MESSAGE
+    if isinstance(cause, ObsoleteFolding):
+        return FOLDED_HEADER_ERROR_MESSAGE
+    if isinstance(cause, ExpectationFailed):
+        return EXPECT_ERROR_MESSAGE
+    if isinstance(cause, UnsupportedTransferCoding):
+        return TRANSFER_CODING_ERROR_MESSAGE
+    return "the server cannot parse the request (gunicorn's %s)" % (
+        type(cause).__name__)
+
+
 def write_json_error(sock, status, reason, message):
     """Send gunicorn's response to a request it cannot parse, with the
     service's JSON error body in place of gunicorn's HTML page.
@@ -403,10 +491,12 @@ def write_json_error(sock, status, reason, message):
     request_id = getattr(_rejected_request, "request_id", None) or \
         random_request_id()
     cause = getattr(_rejected_request, "cause", None)
-    if is_body_framing_error(cause):
-        message = BODY_FRAMING_ERROR_MESSAGE
-    elif isinstance(cause, HEADER_TEXT_ERRORS):
-        message = HEADER_ERROR_MESSAGE
+    # gunicorn sends no text for a failure of its own or of the
+    # application, and text that quotes the request for a client error.
+    if message and cause is not None:
+        message = rejected_head_message(cause)
+    else:
+        message = SERVER_FAILURE_MESSAGE
     fields = {
         "request_id": request_id,
         "status": status,
@@ -417,7 +507,7 @@ def write_json_error(sock, status, reason, message):
     logger.warning(HEAD_ERROR_FORMAT, fields, extra=fields)
     payload = json.dumps({
         "error": name,
-        "message": message or "the server failed to handle the request",
+        "message": message,
     }).encode("utf-8")
     head = ("HTTP/1.1 %d %s\r\nConnection: close\r\n"
             "Content-Type: application/json; charset=utf-8\r\n"
