@@ -56,8 +56,9 @@ request line of up to 4094 bytes, a header value. So the worker sends a
 message of its own for each kind of fault (rejected_head_message), which
 quotes no header value and at most a short, escaped prefix of a bad
 method or HTTP version. A head whose Content-Length or Transfer-Encoding
-does not frame the body gets a message about body framing, and any other
-rejected header field a message about the form of header fields.
+does not frame the body gets a message about body framing. A repeated
+Host or Content-Type field gets a message that names the field, and any
+other rejected header field a message about the form of header fields.
 
 gunicorn's Body.read requests at least 1 KiB from its reader, and the
 reader of a Content-Length body waits until it has all it was asked
@@ -100,6 +101,7 @@ from gunicorn.http.errors import (
     ExpectationFailed, InvalidHeader, InvalidHeaderName, InvalidHTTPVersion,
     InvalidRequestLine, InvalidRequestMethod, LimitRequestHeaders,
     LimitRequestLine, ObsoleteFolding, UnsupportedTransferCoding)
+from gunicorn.http.message import RFC9110_5_3_SINGLETON_FIELDS
 from gunicorn.http2 import negotiation
 from gunicorn.workers import base, gthread
 
@@ -173,6 +175,11 @@ BODY_FRAMING_ERROR_MESSAGE = (
     "invalid request body framing: send one Content-Length of decimal "
     "digits, or, in HTTP/1.1, Transfer-Encoding ending with chunked and "
     "no Content-Length")
+#: The message of a head that repeats a header field that must come once
+#: (RFC 9110 section 5.3), with the field's name.
+REPEATED_FIELD_ERROR_MESSAGE = (
+    "invalid request head: header field %s appears more than once; send "
+    "it once")
 #: The message of gunicorn's error response to a failure of the
 #: application or of gunicorn itself, which gunicorn sends without text.
 SERVER_FAILURE_MESSAGE = "the server failed to handle the request"
@@ -413,6 +420,24 @@ def is_body_framing_error(error):
             and getattr(error, "hdr", None) in BODY_FRAMING_HEADERS)
 
 
+def repeated_field_name(error):
+    """Return the name of the header field, such as "Content-Type", that
+    gunicorn raised ``error`` for because the head repeats it; None for
+    any other error.
+
+    gunicorn 27.0.1 raises InvalidHeader with the field's upper-case name
+    and the request attached for a second field of a name in its
+    RFC9110_5_3_SINGLETON_FIELDS (Host and Content-Type).
+    """
+    if not isinstance(error, InvalidHeader) or \
+            getattr(error, "req", None) is None:
+        return None
+    name = getattr(error, "hdr", None)
+    if name not in RFC9110_5_3_SINGLETON_FIELDS:
+        return None
+    return "-".join(part.capitalize() for part in name.split("-"))
+
+
 def quote_request_text(text):
     """Return ``text`` from a request head as an ASCII string literal,
     cut to its first MAX_QUOTED_CHARACTERS characters (see
@@ -447,6 +472,9 @@ def rejected_head_message(cause):
     """
     if is_body_framing_error(cause):
         return BODY_FRAMING_ERROR_MESSAGE
+    repeated = repeated_field_name(cause)
+    if repeated is not None:
+        return REPEATED_FIELD_ERROR_MESSAGE % repeated
     if isinstance(cause, HEADER_TEXT_ERRORS):
         return HEADER_ERROR_MESSAGE
     if isinstance(cause, InvalidRequestMethod):

@@ -113,3 +113,33 @@ def test_header_value_not_quoted(server, field, status, name):
     assert not leaks_canary(server.read_log())
     assert entry is not None
 
+
+# -- header fields that must come once ------------------------------------------
+
+# gunicorn rejects a second Host or Content-Type field. The message was the
+# one about the form of header fields; it now names the repeated field,
+# never its value.
+
+@pytest.mark.parametrize("field, name", [
+    (b"Host", "Host"),
+    (b"host", "Host"),
+    (b"Content-Type", "Content-Type"),
+    (b"content-TYPE", "Content-Type"),
+])
+def test_repeated_field_is_named(server, field, name):
+    token = canary_token("root").encode("ascii")
+    data = (b"POST /test/default/guests HTTP/1.1\r\n" + HOST
+            + b"Content-Type: application/json\r\n" + field + b": " + token
+            + b"\r\n" + b"Content-Length: 2\r\n\r\n{}")
+    if name == "Host":
+        data = data.replace(b"Content-Type: application/json\r\n", b"", 1)
+
+    status_line, error, entry = rejected(server, data)
+
+    assert status_line.startswith(b"HTTP/1.1 400 "), status_line
+    assert error["error"] == "InvalidArguments"
+    assert "header field %s" % name in error["message"]
+    assert "more than once" in error["message"]
+    assert not leaks_canary(error["message"])
+    assert not leaks_canary(server.read_log())
+    assert entry is not None
