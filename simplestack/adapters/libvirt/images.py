@@ -106,7 +106,14 @@ class ImagesMixin:
         domain = self._domain(guest_id)
         # The lock without the export check: exports may run side by side.
         with guest_lock(domain.UUIDString()):
-            return self._export_locked(domain, guest_id)
+            # Marked before the state check, so that a start in another
+            # process either ends before the check or gets 409.
+            end_export = begin_export(domain.UUIDString())
+            try:
+                return self._export_locked(domain, guest_id, end_export)
+            except BaseException:
+                end_export()
+                raise
 
     def _export_source(self, domain, guest_id):
         """Return the description of a guest that can be exported, its
@@ -128,15 +135,14 @@ class ImagesMixin:
                 "disk %s is not a storage volume" % disk.target)
         return description, disk, volume
 
-    def _export_locked(self, domain, guest_id):
+    def _export_locked(self, domain, guest_id, end_export):
         description, disk, volume = self._export_source(domain, guest_id)
         length = self._call(volume.infoFlags,
                             libvirt.VIR_STORAGE_VOL_GET_PHYSICAL)[2]
         stream = self._call(self.conn.newStream, 0)
         self._call(volume.download, stream, 0, 0, 0)
-        # Until the stream closes, changes of the guest get 409.
-        end_export = begin_export(domain.UUIDString())
 
+        # Until the stream closes, changes of the guest get 409.
         def close():
             end_export()
             self._close_stream(stream)

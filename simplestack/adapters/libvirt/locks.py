@@ -8,6 +8,8 @@ guest's lock from the read to the last write.
 NOTE: the locks live in this process only. Two service processes, or
 another libvirt client, can still change a guest at the same time, and
 then libvirt's own checks reject the later change (409 Conflict or 502).
+The marks of the exports in progress reach the other processes of the
+machine too (export_marks).
 """
 
 import collections
@@ -16,6 +18,8 @@ import threading
 
 from simplestack import errors
 from simplestack.adapters.guest_locks import guest_lock
+from simplestack.adapters.libvirt import export_marks
+from simplestack.adapters.libvirt.constants import DRIVER_GAPS
 
 # MACs must be unique across guests, so choosing and attaching a MAC is
 # serialized across all guests of the process.
@@ -29,25 +33,40 @@ _exports_lock = threading.Lock()
 
 
 @contextlib.contextmanager
-def unexported_guest_lock(domain_uuid):
+def unexported_guest_lock(domain_uuid, exportable=True):
     """Hold the guest's lock; raise InvalidState while its disk is being
-    exported, because a change could alter the image halfway through."""
+    exported, because a change could alter the image halfway through.
+
+    ``exportable=False``, for a driver that cannot export, skips the marks
+    of the other processes, which then never exist.
+    """
+    key = domain_uuid.lower()
+    message = ("cannot change guest %s while an export of its disk is in "
+               "progress; try again when the export ends" % key)
     with guest_lock(domain_uuid):
         with _exports_lock:
-            exporting = _exports[domain_uuid.lower()] > 0
+            exporting = _exports[key] > 0
         if exporting:
-            raise errors.InvalidState(
-                "cannot change guest %s while an export of its disk is in "
-                "progress; try again when the export ends"
-                % domain_uuid.lower())
-        yield
+            raise errors.InvalidState(message)
+        with contextlib.ExitStack() as stack:
+            try:
+                if exportable:
+                    stack.enter_context(export_marks.change_marks(key))
+            except export_marks.ExportInProgress:
+                raise errors.InvalidState(message) from None
+            yield
 
 
 def begin_export(domain_uuid):
-    """Count an export of the guest's disk; return the function that ends
-    it, which may be called more than once. Call with the guest's lock
-    held."""
+    """Count an export of the guest's disk and mark it for the other
+    processes. Return the function that ends it, which may be called more
+    than once.
+
+    Call with the guest's lock held and before reading the guest's state,
+    because the mark waits for a change of the guest in another process.
+    """
     key = domain_uuid.lower()
+    release_mark = export_marks.hold_export_mark(key)
     with _exports_lock:
         _exports[key] += 1
     ended = []
@@ -60,6 +79,7 @@ def begin_export(domain_uuid):
             _exports[key] -= 1
             if _exports[key] <= 0:
                 del _exports[key]
+        release_mark()
 
     return end_export
 
@@ -72,9 +92,11 @@ class LocksMixin:
 
         Read the domain XML only after entering it: a description read
         before may be stale by then. Entering it raises InvalidState while
-        an export of the guest's disk is in progress in this process.
+        an export of the guest's disk is in progress in a service process
+        of this machine.
         """
-        return unexported_guest_lock(domain.UUIDString())
+        exportable = not DRIVER_GAPS[self.driver].get("volume_stream")
+        return unexported_guest_lock(domain.UUIDString(), exportable)
 
     @staticmethod
     def _mac_lock():
