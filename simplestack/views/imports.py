@@ -194,6 +194,10 @@ class StreamBody:
         # log lines and metrics of the stream's end are taken from here.
         self.request_id = logs.current_request_id()
         self.metrics = get_current_registry().simplestack_metrics
+        # Bytes handed to the server, checked against the Content-Length,
+        # and whether the stream has ended.
+        self.sent = 0
+        self.ended = False
 
     def __iter__(self):
         return self
@@ -201,9 +205,41 @@ class StreamBody:
     def __next__(self):
         previous_id = logs.set_stream_request_id(self.request_id)
         try:
+            if self.ended:
+                raise StopIteration
             if self.first:
-                first, self.first = self.first, b""
-                return first
+                chunk, self.first = self.first, b""
+            else:
+                chunk = self._next_chunk()
+            self.sent += len(chunk)
+            length = self.stream.length
+            if length is not None and self.sent >= length:
+                # The stream must end here. Before the server sends the
+                # chunk that completes the body, a stream that goes on
+                # still gets its response cut.
+                if self.sent > length or self._has_more():
+                    self._fail_length("gave more than")
+                self.ended = True
+            return chunk
+        except StopIteration:
+            if self.stream.length is not None and \
+                    self.sent < self.stream.length:
+                self._fail_length("ended after %d of" % self.sent)
+            raise
+        finally:
+            logs.set_stream_request_id(previous_id)
+
+    def _has_more(self):
+        """Tell whether the stream has bytes left, reading one chunk."""
+        while True:
+            try:
+                if self._next_chunk():
+                    return True
+            except StopIteration:
+                return False
+
+    def _next_chunk(self):
+        try:
             return next(self.chunks)
         except StopIteration:
             raise
@@ -213,8 +249,21 @@ class StreamBody:
             self.metrics.stream_failed(self.adapter.type_name, error)
             setattr(error, LOGGED_ERROR_ATTRIBUTE, True)
             raise
-        finally:
-            logs.set_stream_request_id(previous_id)
+
+    def _fail_length(self, failure):
+        """Log and raise an error because the body does not match the
+        Content-Length sent. The server then cuts the connection, so the
+        client does not take a short or cut image for a whole one."""
+        error = errors.HypervisorError(
+            "the image stream from %s host %s %s %d bytes, its length when "
+            "the export started; the image changed during the export, so "
+            "the response is cut" % (self.adapter.type_name,
+                                     self.adapter.host, failure,
+                                     self.stream.length))
+        logger.warning("%s", error.message)
+        self.metrics.stream_failed(self.adapter.type_name, error)
+        setattr(error, LOGGED_ERROR_ATTRIBUTE, True)
+        raise error
 
     def close(self):
         previous_id = logs.set_stream_request_id(self.request_id)
