@@ -127,6 +127,14 @@ class GuestRecordsMixin:
                 entries = ()
             except errors.FeatureNotImplemented:
                 entries = ()
+            except errors.HypervisorError as error:
+                # Such as libvirt 9.0's VIR_ERR_INTERNAL_ERROR for a lease
+                # file of invalid JSON. The address is one field of the
+                # records, so its guests show none rather than fail all.
+                logger.warning("reading the DHCP leases of network %s on %s "
+                               "failed, so its guests show no address: %s",
+                               names[index], self.host, error.message)
+                entries = ()
             index += 1
             for entry in entries:
                 if entry.get("type") == libvirt.VIR_IP_ADDR_TYPE_IPV4:
