@@ -39,6 +39,17 @@ def production(tmp_path_factory):
         yield running
 
 
+def define_disk_guest(connection, path, label):
+    """Define a QEMU guest whose one disk is the raw image at ``path``."""
+    return connection.defineXML(
+        "<domain type='qemu'><name>%s</name>"
+        "<memory unit='MiB'>64</memory><vcpu>1</vcpu>"
+        "<os><type arch='x86_64' machine='pc'>hvm</type></os><devices>"
+        "<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
+        "<source file='%s'/><target dev='vda' bus='virtio'/></disk>"
+        "</devices></domain>" % (backends.unique_name(label), path))
+
+
 @pytest.fixture
 def exported_guest(qemu_connection, qemu_pool):  # noqa: F811
     """Yield (domain, volume path) of a stopped guest whose one raw disk
@@ -52,14 +63,7 @@ def exported_guest(qemu_connection, qemu_pool):  # noqa: F811
     for _ in range(VOLUME_BYTES // MIB):
         stream.send(os.urandom(MIB))
     stream.finish()
-    domain = qemu_connection.defineXML(
-        "<domain type='qemu'><name>%s</name>"
-        "<memory unit='MiB'>64</memory><vcpu>1</vcpu>"
-        "<os><type arch='x86_64' machine='pc'>hvm</type></os><devices>"
-        "<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
-        "<source file='%s'/><target dev='vda' bus='virtio'/></disk>"
-        "</devices></domain>"
-        % (backends.unique_name("r9-length"), volume.path()))
+    domain = define_disk_guest(qemu_connection, volume.path(), "r9-length")
     try:
         yield domain, volume.path()
     finally:

@@ -117,7 +117,8 @@ class ImagesMixin:
 
     def _export_source(self, domain, guest_id):
         """Return the description of a guest that can be exported, its
-        first disk and that disk's volume; raise when it cannot."""
+        first disk, that disk's volume and the volume's length in bytes;
+        raise when it cannot."""
         state = self._state(domain)
         if state != "STOPPED":
             raise errors.InvalidState("cannot export guest %s: it is %s; "
@@ -133,12 +134,15 @@ class ImagesMixin:
             raise self.not_implemented(
                 "export guest %s" % description.name,
                 "disk %s is not a storage volume" % disk.target)
-        return description, disk, volume
-
-    def _export_locked(self, domain, guest_id, end_export):
-        description, disk, volume = self._export_source(domain, guest_id)
+        # The read also fails for a volume whose file is gone although its
+        # pool still lists it, so HEAD fails as GET does.
         length = self._call(volume.infoFlags,
                             libvirt.VIR_STORAGE_VOL_GET_PHYSICAL)[2]
+        return description, disk, volume, length
+
+    def _export_locked(self, domain, guest_id, end_export):
+        description, disk, volume, length = self._export_source(domain,
+                                                                guest_id)
         stream = self._call(self.conn.newStream, 0)
         self._call(volume.download, stream, 0, 0, 0)
 
