@@ -8,14 +8,42 @@ the records. Now those guests show no address and the service logs a
 warning that names the network.
 """
 
+import contextlib
+import random
+
+import libvirt
 import pytest
 
 from tests.attacks.round2_http import (  # noqa: F401 (pytest fixtures)
     http_client, qemu_connection, requires_qemu)
 from tests.test_sessions_libvirt_networks import (
-    LEASES_FILE, defined_guest, dhcp_network)
+    LEASES_FILE, DhcpNetwork, defined_guest)
 
 pytestmark = requires_qemu
+
+#: Subnets a network tries before the test fails. Networks of other tests
+#: on the shared libvirtd may use the random subnet that one picks.
+SUBNET_ATTEMPTS = 5
+
+
+@contextlib.contextmanager
+def dhcp_network(connection):
+    """Yield a started DhcpNetwork on a subnet no other network uses, and
+    remove it afterwards."""
+    network = DhcpNetwork(connection)
+    try:
+        for attempt in range(SUBNET_ATTEMPTS):
+            try:
+                network.start()
+                break
+            except libvirt.libvirtError as error:
+                if "in use" not in str(error) or \
+                        attempt == SUBNET_ATTEMPTS - 1:
+                    raise
+                network.prefix = "10.213.%d" % random.randrange(100, 200)
+        yield network
+    finally:
+        network.remove()
 
 
 @pytest.fixture
