@@ -13,6 +13,7 @@ import os
 
 import pytest
 
+from simplestack.adapters.libvirt import export_marks
 from tests import backends
 from tests.attacks import stack
 from tests.attacks.round2_http import (  # noqa: F401 (pytest fixtures)
@@ -99,3 +100,25 @@ def test_other_process_change_during_export_is_409(
         return status
 
     assert stack.wait_for(start_status, 200, CLOSE_TIMEOUT) == 200
+
+
+def test_deleted_guest_leaves_no_marks(http_client, qemu_pool,  # noqa: F811
+                                       guest_cleanup):  # noqa: F811
+    # Each changed or exported guest has lock files in MARKS_DIR. A host
+    # whose guests come and go would keep the files of the deleted ones.
+    status, guest = http_client.upload(
+        import_path(qemu_pool, backends.unique_name("r9-marks")),
+        os.urandom(1024 * 1024))
+    assert status == 201, guest
+    guest_cleanup.append(guest["id"])
+    path = "/guests/" + guest["id"]
+    http_client.ok("PUT", path, {"memory": 128})
+    marks = [os.path.join(export_marks.MARKS_DIR, "%s.%s" % (guest["id"],
+                                                             kind))
+             for kind in ("change", "export")]
+    assert all(os.path.exists(mark) for mark in marks)
+
+    deleted, body, _ = http_client.request("DELETE", path)
+
+    assert deleted == 204, body
+    assert [mark for mark in marks if os.path.exists(mark)] == []

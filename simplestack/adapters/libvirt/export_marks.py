@@ -15,7 +15,7 @@ files in MARKS_DIR, named after its lower-case UUID:
 
 flock(2) locks belong to an open file description, so the kernel releases
 them when the process that holds them exits, however it exits. The files
-stay, one pair per guest that was exported or changed, empty.
+stay, empty, until the guest is deleted through the service.
 
 NOTE: the marks cover the processes of one machine and user with the same
 temporary folder (tempfile.gettempdir(), so TMPDIR). A service process
@@ -157,3 +157,19 @@ def change_marks(key):
             yield
         finally:
             del depths[key]
+
+
+def remove_marks(key):
+    """Remove the lock files of the deleted guest ``key``, a lower-case
+    UUID. Call it while holding change_marks, so no export can start."""
+    folder = _marks_dir()
+    if folder is None:
+        return
+    for kind in ("export", "change"):
+        try:
+            os.remove(os.path.join(folder, "%s.%s" % (key, kind)))
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            logger.warning("removing the export lock file of deleted guest "
+                           "%s failed: %s", key, error)

@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 import libvirt
 
 from simplestack import errors
+from simplestack.adapters.libvirt import export_marks
 from simplestack.adapters.libvirt.constants import DRIVER_GAPS, GIB, KIB
 from simplestack.adapters.libvirt.domain_xml import _to_xml
 from simplestack.adapters.libvirt.lookups import _validate_guest_name
@@ -411,6 +412,8 @@ class GuestsMixin:
                 # neither snapshots nor managed saves to drop.
                 flags = 0
             self._call(domain.undefineFlags, flags, domain=domain)
+            if not DRIVER_GAPS[self.driver].get("volume_stream"):
+                export_marks.remove_marks(description.uuid.lower())
             for volume in volumes:
                 self._call(volume.delete, 0)
         logger.info("deleted guest %s (%s) and %d volumes on %s",
