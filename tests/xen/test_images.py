@@ -2,6 +2,8 @@
 
 import io
 import tarfile
+import threading
+import time
 
 import pytest
 
@@ -223,3 +225,39 @@ def test_ova_rejected(adapter, stats):
         adapter.import_guest(io.BytesIO(data), len(data), None)
 
     assert "appliance.ovf" in raised.value.message
+
+
+
+def test_handler_failed_export_task_not_cancelled(adapter, make_guest, xen_kit,
+                                                  stats, caplog):
+    # The guest starts after the service's state check and before XAPI's
+    # export handler runs. XAPI fails the task before the handler responds
+    # with an error, and it rejects the cancel of an ended task, so the
+    # task is only destroyed.
+    guest = make_guest()
+    stats.set_fault("task.create", "hang", times=1, seconds=1.0)
+    raised = []
+
+    def export():
+        try:
+            adapter.export_guest(guest["id"])
+        except errors.SimplestackError as error:
+            raised.append(error)
+
+    with caplog.at_level("WARNING", logger="simplestack"):
+        thread = threading.Thread(target=export)
+        thread.start()
+        time.sleep(0.3)
+        with xen_kit.session() as xapi:
+            xapi.VM.start(xapi.VM.get_by_uuid(guest["id"]), False, False)
+        thread.join(10)
+
+    assert not thread.is_alive()
+    assert len(raised) == 1
+    assert isinstance(raised[0], errors.InvalidState), raised[0].message
+    calls = stats.stats()["calls"]
+    assert "task.cancel" not in calls
+    assert calls["task.destroy"] == 1
+    assert task_count(xen_kit) == 0
+    assert not [record for record in caplog.records
+                if "task" in record.getMessage()]

@@ -82,6 +82,13 @@ def check_exportable(guest_id, vm):
     check_no_operation_in_progress(vm, "export", "export guest %s" % guest_id)
 
 
+def task_ended(error):
+    """Tell whether ``error`` is the error of a task that XAPI has
+    already ended, which must be destroyed without a cancel: XAPI rejects
+    the cancel of an ended task."""
+    return getattr(error, "task_ended", False)
+
+
 class ExportStream:
     """The body of a running export, and the task that follows it."""
 
@@ -178,7 +185,7 @@ class ImagesMixin:
                                                  "the export")
         except BaseException as error:
             connection.close()
-            self._end_task(task_ref, cancel=True)
+            self._end_task(task_ref, cancel=not task_ended(error))
             if isinstance(error, (OSError, http.client.HTTPException)):
                 raise self._handler_error(error, None, "the export") \
                     from error
@@ -217,7 +224,8 @@ class ImagesMixin:
             try:
                 self._upload(connection, self._handler_path("import", **query),
                              stream, head, length, task_ref)
-            except errors.SimplestackError:
+            except errors.SimplestackError as error:
+                finished = task_ended(error)
                 self._remove_import_result(task_ref)
                 raise
             task = self._wait_for_task(task_ref, "the import")
@@ -328,6 +336,7 @@ class ImagesMixin:
         ``send_failed``: the connection broke while the service was still
         sending, so a premature end of the upload is the connection's fault.
         """
+        ended = False
         if task_ref is not None:
             try:
                 task = self._call("task.get_record", task_ref)
@@ -335,14 +344,17 @@ class ImagesMixin:
                 task = None
             if task is not None and task["status"] in ("failure",
                                                        "cancelled"):
+                ended = True
                 task_error = self._task_error(task, operation)
                 if not (send_failed and task_error.code
                         == "IMPORT_ERROR_PREMATURE_EOF"):
                     return task_error
-        return self._translate_transport_error(error, self._endpoint) or \
-            errors.HypervisorUnreachable(
+        transport_error = self._translate_transport_error(
+            error, self._endpoint) or errors.HypervisorUnreachable(
                 "the connection to %s at %s failed during %s"
                 % (self.hypervisor_name, self.host, operation), original=error)
+        transport_error.task_ended = ended
+        return transport_error
 
     def _handler_status_error(self, status, task_ref, operation):
         try:
@@ -356,8 +368,13 @@ class ImagesMixin:
             % (self.hypervisor_name, self.host, status, operation))
 
     def _task_error(self, task, operation):
+        """Return the error of ``task``, which XAPI has ended, marked so
+        that task_ended() is True for it."""
         try:
             self._task_result(task, operation)
         except errors.SimplestackError as error:
-            return error
-        return errors.HypervisorError("%s failed" % operation)
+            task_error = error
+        else:
+            task_error = errors.HypervisorError("%s failed" % operation)
+        task_error.task_ended = True
+        return task_error
