@@ -204,6 +204,12 @@ def test_qemu_lifecycle_over_http(server, qemu_resources, tmp_path):
         assert response.status == 200
         assert response.getheader("Content-Type") in (
             "application/x-qemu-disk", "application/octet-stream")
+        # HEAD sends the headers that GET sends of the image.
+        headed, _body = client.request("HEAD", guest_path + "/export")
+        assert headed.status == 200
+        for name in ("Content-Type", "Content-Disposition",
+                     "Content-Length"):
+            assert headed.getheader(name) == response.getheader(name), name
         with open(exported, "rb") as image:
             assert image.read(4) == b"QFI\xfb"
         response, imported = client.upload(

@@ -118,6 +118,14 @@ def read_exactly(stream, size):
     return b"".join(parts)
 
 
+class ExportFacts(namedtuple("ExportFacts",
+                               "content_type filename length")):
+    """The facts of an exported image that GET's headers carry, known
+    before the transfer starts: the image's type, its file name, and its
+    length in bytes or None. An adapter's ``check_export`` returns them
+    for HEAD."""
+
+
 class ImageStream:
     """An image leaving the hypervisor, for a streamed response.
 

@@ -217,11 +217,12 @@ def export_guest(request):
 def export_head(request):
     """Run the checks of an export for HEAD; start nothing.
 
-    No hypervisor can describe an export without starting it (an XAPI
-    export task, a vSphere export lease, a libvirt volume stream). The
-    image's type, length and file name are known only then, so the
-    response leaves those headers out, as RFC 9110 allows for HEAD.
-    The adapter's ``check_export`` raises there what GET would raise
+    The adapter's ``check_export`` returns the facts of the image that
+    GET's headers carry (base.ExportFacts): the type and file name, and
+    on libvirt the length. Xen and vSphere know the length only from the
+    export that GET starts (an XAPI export task, a vSphere export
+    lease), so HEAD leaves Content-Length out there, as RFC 9110 allows.
+    ``check_export`` raises what GET would raise
     before its transfer: 501 on the libvirt test driver and on LXC, 409
     for a running guest, and on Xen also 409 for an export that XAPI
     blocks or that an operation in progress conflicts with. An adapter
@@ -232,13 +233,19 @@ def export_head(request):
     """
     context = request.context
     check_export = getattr(context.adapter, "check_export", None)
+    facts = None
     if check_export is not None:
-        check_export(context.guest_id)
+        facts = check_export(context.guest_id)
     else:
         context.adapter.get_guest(context.guest_id)
     response = Response()
     del response.content_type
     response.content_length = None
+    if facts is not None:
+        response.content_type = facts.content_type
+        response.content_disposition = attachment_header(facts.filename)
+        if facts.length is not None:
+            response.content_length = facts.length
     return response
 
 

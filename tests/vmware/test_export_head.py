@@ -110,5 +110,7 @@ def test_check_export_powered_off_passes(adapter, make_guest,
     guest_id = make_guest()["id"]
     tasks = task_count(vcsim_simulator)
 
-    assert adapter.check_export(guest_id) is None
+    facts = adapter.check_export(guest_id)
+
+    assert facts == ("application/ova", guest_id + ".ova", None)
     assert task_count(vcsim_simulator) == tasks

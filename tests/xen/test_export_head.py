@@ -10,6 +10,7 @@ import time
 import pytest
 
 from simplestack import errors
+from simplestack.adapters.xen.images import XVA_CONTENT_TYPE
 from tests import backends
 from tests.api.test_errors import assert_error
 from tests.session_services import (  # noqa: F401 (pytest fixture)
@@ -61,7 +62,13 @@ def test_head_export_stopped_guest_is_200(xen_api, guest_path, simulator):
     assert headed.status_int == 200
     assert headed.body == b""
     assert_no_export_started(simulator)
-    assert xen_api.get(guest_path + "/export").status_int == 200
+    got = xen_api.get(guest_path + "/export")
+    assert got.status_int == 200
+    # HEAD sends GET's type and file name; XAPI gives no length.
+    assert headed.headers["Content-Type"] == got.headers["Content-Type"]
+    assert headed.headers["Content-Disposition"] == (
+        got.headers["Content-Disposition"])
+    assert "Content-Length" not in headed.headers
 
 
 def test_head_export_suspended_guest_is_200(xen_api, guest_path, simulator):
@@ -146,7 +153,9 @@ def test_check_export_stopped_guest_passes(adapter, make_guest, simulator):
     guest_id = make_guest()["id"]
 
     simulator.reset_stats()
-    assert adapter.check_export(guest_id) is None
+    facts = adapter.check_export(guest_id)
+
+    assert facts == (XVA_CONTENT_TYPE, guest_id + ".xva", None)
 
     calls = simulator.stats()["calls"]
     assert "task.create" not in calls

@@ -20,7 +20,8 @@ from simplestack.adapters.libvirt.volumes import (
 
 logger = logging.getLogger(__name__)
 
-#: Size of an import's first read, which tells qcow2 from raw, in bytes.
+#: Size of an import's first read, which distinguishes qcow2 from raw, in
+#: bytes.
 STREAM_CHUNK_SIZE = 256 * KIB
 
 #: Size of the chunks an import reads from the request body and sends to
@@ -29,10 +30,20 @@ UPLOAD_CHUNK_SIZE = 1024 * KIB
 
 #: Size of the chunks an export yields, but the last, in bytes. libvirtd
 #: 9.0 sends a volume download as pairs of 262120- and 24-byte stream
-#: messages, and each recv returns one message, so the export fills whole
+#: messages, and each recv returns one message. So the export fills whole
 #: chunks rather than hand the WSGI server a socket write of 24 bytes
 #: every other chunk (see stream_reader).
 EXPORT_CHUNK_SIZE = 1024 * KIB
+
+
+def _export_content_type(disk):
+    if disk.format == "qcow2":
+        return "application/x-qemu-disk"
+    return "application/octet-stream"
+
+
+def _export_filename(description, disk):
+    return "%s.%s" % (description.name, disk.format or "img")
 
 
 class ImagesMixin:
@@ -97,9 +108,13 @@ class ImagesMixin:
 
     def check_export(self, guest_id):
         """Raise the error that export_guest would raise before its
-        transfer starts, for HEAD on an export; start nothing."""
+        transfer starts, for HEAD on an export; start nothing. Return the
+        ExportFacts of the image."""
         self._require("volume_stream", "export guests")
-        self._export_source(self._domain(guest_id), guest_id)
+        description, disk, _volume, length = self._export_source(
+            self._domain(guest_id), guest_id)
+        return base.ExportFacts(_export_content_type(disk),
+                                _export_filename(description, disk), length)
 
     def export_guest(self, guest_id):
         self._require("volume_stream", "export guests")
@@ -153,10 +168,8 @@ class ImagesMixin:
 
         image = base.ImageStream(
             chunks=self._receive_chunks(stream),
-            content_type=("application/x-qemu-disk"
-                          if disk.format == "qcow2"
-                          else "application/octet-stream"),
-            filename="%s.%s" % (description.name, disk.format or "img"),
+            content_type=_export_content_type(disk),
+            filename=_export_filename(description, disk),
             length=length,
             close=close)
         # A stream that is never closed must not block the guest for good.

@@ -96,6 +96,11 @@ def descriptor_name(descriptor):
         "the OVF descriptor has no VirtualSystem to import")
 
 
+def _ova_filename(found):
+    """Return the file name of the export of the guest ``found``."""
+    return "%s.ova" % (found.get("config.uuid") or "guest")
+
+
 class ImagesMixin:
     """Methods of VmwareAdapter that import and export guests."""
 
@@ -293,9 +298,11 @@ class ImagesMixin:
         It reads the guest's properties only. Whether ExportVm works can
         be known only by calling it, which creates an export lease, so a
         server that lacks the method (govmomi's simulator) or refuses the
-        lease fails GET only.
+        lease fails GET only. Return the ExportFacts of the image, without
+        its length, which is the sum of the disks that the lease lists.
         """
-        self._exportable_guest(guest_id)
+        found = self._exportable_guest(guest_id)
+        return base.ExportFacts(OVA_CONTENT_TYPE, _ova_filename(found), None)
 
     def _exportable_guest(self, guest_id):
         """Return the Found of a guest that ExportVm may take; raise
@@ -336,7 +343,7 @@ class ImagesMixin:
                            list(zip(files, disks)))
         return base.ImageStream(
             chunks=export.chunks(), content_type=OVA_CONTENT_TYPE,
-            filename="%s.ova" % (found.get("config.uuid") or "guest"),
+            filename=_ova_filename(found),
             length=export.length(), close=export.close)
 
 

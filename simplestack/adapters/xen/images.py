@@ -164,10 +164,13 @@ class ImagesMixin:
         It reads the guest's record only: no task, no call of XAPI's
         export handler. A failure that XAPI finds only once the export
         has started, such as a disk that cannot be read, shows on GET
-        only.
+        only. Return the ExportFacts of the image, without its length,
+        which only the handler's response can give.
         """
         _vm_ref, vm = self._guest(guest_id)
         check_exportable(guest_id, vm)
+        return base.ExportFacts(XVA_CONTENT_TYPE, "%s.xva" % vm["uuid"],
+                                None)
 
     def export_guest(self, guest_id):
         vm_ref, vm = self._guest(guest_id)
