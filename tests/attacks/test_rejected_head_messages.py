@@ -1,10 +1,10 @@
 """The messages of the errors that production.ini's gunicorn sends for a
 request head it cannot parse.
 
-The worker passed gunicorn's message text on, which quotes the rejected
-part of the head: a bad method, a bad HTTP version or a malformed request
-line of up to 4094 bytes, the value of an Expect or Transfer-Encoding
-header field. The messages now name the fault and quote at most a short,
+The worker passed gunicorn's message text on, and that text quotes the
+rejected part of the head. The part can be a bad method, a bad HTTP
+version, a malformed request line of up to 4094 bytes, or the value of an
+Expect or Transfer-Encoding header field. The messages now name the fault and quote at most a short,
 escaped prefix of a method or version, and no header value.
 """
 

@@ -71,8 +71,8 @@ def test_options_lists_allowed_methods(backends, backend):
 
 
 def stopped_guest_id(client, path):
-    """Return the id of a STOPPED guest of ``path``, the only state that a
-    HEAD of an export answers 200 for."""
+    """Return the id of a STOPPED guest of ``path``, the only state for
+    which HEAD of an export returns 200."""
     response = client.get(path + "?fields=id,state")
     assert response.status_code == 200, response.text
     stopped = sorted(guest["id"] for guest in response.json()

@@ -82,6 +82,12 @@ def check_exportable(guest_id, vm):
     check_no_operation_in_progress(vm, "export", "export guest %s" % guest_id)
 
 
+def _xva_filename(vm):
+    """Return the file name of the export of the guest whose record is
+    ``vm``."""
+    return "%s.xva" % vm["uuid"]
+
+
 def task_ended(error):
     """Tell whether ``error`` is the error of a task that XAPI has
     already ended, which must be destroyed without a cancel: XAPI rejects
@@ -169,8 +175,7 @@ class ImagesMixin:
         """
         _vm_ref, vm = self._guest(guest_id)
         check_exportable(guest_id, vm)
-        return base.ExportFacts(XVA_CONTENT_TYPE, "%s.xva" % vm["uuid"],
-                                None)
+        return base.ExportFacts(XVA_CONTENT_TYPE, _xva_filename(vm), None)
 
     def export_guest(self, guest_id):
         vm_ref, vm = self._guest(guest_id)
@@ -199,7 +204,7 @@ class ImagesMixin:
         length = response.getheader("Content-Length")
         return base.ImageStream(
             chunks=export.chunks(), content_type=XVA_CONTENT_TYPE,
-            filename="%s.xva" % vm["uuid"],
+            filename=_xva_filename(vm),
             length=int(length) if length and length.isdigit() else None,
             close=export.close)
 
