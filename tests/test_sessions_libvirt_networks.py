@@ -17,15 +17,19 @@ qemu (``scripts/test`` does).
 import contextlib
 import logging
 import os
+import pathlib
 import random
 import subprocess
+import sys
 import time
+import uuid as uuid_module
 from xml.sax.saxutils import escape, quoteattr
 
 import libvirt
 import pytest
 
-from simplestack.adapters.libvirt import guest_records
+from simplestack.adapters.libvirt import (
+    description_cache, guest_records, network_handles)
 from simplestack.sessions import sessions_of
 from tests import backends
 from tests.libvirt_fixtures import open_connection, remove_domain
@@ -34,6 +38,9 @@ from tests.test_sessions_libvirt import needs_qemu, service
 pytestmark = needs_qemu
 
 GUESTS_PATH = "/qemu/localhost/guests"
+# The URI of qemu/localhost, the key of the process-wide caches.
+LOCAL_URI = "qemu:///system"
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 LEASES_HELPER = "/usr/lib/libvirt/libvirt_leaseshelper"
 # Where libvirt 9.0 keeps the leases of a network's bridge.
 LEASES_FILE = "/var/lib/libvirt/dnsmasq/%s.status"
@@ -196,8 +203,26 @@ def kept_network_uuids(adapter):
     return {name: network.UUIDString() for name, network in active.items()}
 
 
-def test_reused_list_skips_network_listing(connection, pooled_api,
-                                           plain_api, caplog):
+def listed_network_uuids():
+    """{name: UUID string} of the process's last listing of the active
+    networks of qemu:///system."""
+    _listed_at, identities = description_cache.descriptions.active_networks(
+        LOCAL_URI)
+    return {name: str(uuid_module.UUID(bytes=uuid))
+            for name, uuid in identities.items()}
+
+
+@pytest.fixture(params=["plain", "pooled"])
+def any_api(request):
+    """(app, api) of a service without session reuse, then with it."""
+    app, api = service("qemu", session_reuse=str(
+        request.param == "pooled").lower())
+    yield app, api
+    sessions_of(app.registry).shutdown()
+
+
+def test_listing_is_skipped_on_later_connections(connection, pooled_api,
+                                                 plain_api, caplog):
     app, api = pooled_api
     with dhcp_network(connection) as network, \
             defined_guest(connection, ("network", network.name)) as (
@@ -205,38 +230,57 @@ def test_reused_list_skips_network_listing(connection, pooled_api,
             defined_guest(connection, ("bridge", network.bridge)) as (
                 bridged_id, _bridged_mac):
         address = network.record_lease(mac, 20)
-        # Without reuse every list opens a connection and lists the
-        # networks. The first list also reads the new guests' XML.
+        # The first list reads the new guests' XML and lists the networks.
+        # The new connections of the next lists make handles from the
+        # listed names and UUIDs instead.
         list_guests(plain_api, caplog)
+        description_cache.descriptions.discard_active_networks(LOCAL_URI)
+        listed, listed_calls = list_guests(plain_api, caplog)
         plain, plain_calls = list_guests(plain_api, caplog)
-        _again, plain_calls_again = list_guests(plain_api, caplog)
-        assert plain[guest_id]["ip"] == address
-        assert plain_calls_again == plain_calls
 
         first, first_calls = list_guests(api, caplog)
         first_handles = pooled_adapter(app)._network_handles
         second, second_calls = list_guests(api, caplog)
 
+    assert plain_calls == listed_calls - 1
+    assert plain == listed
+    assert plain[guest_id]["ip"] == address
     assert first_calls == plain_calls
-    # The open of the connection and the network listing.
-    assert second_calls == first_calls - 2
+    # The open of the connection.
+    assert second_calls == first_calls - 1
     # The bridged NIC names no network, so it did not make the second
     # list look for its bridge among the networks.
     assert pooled_adapter(app)._network_handles is first_handles
-    assert second[guest_id] == first[guest_id]
-    assert second[guest_id]["ip"] == address
-    assert second[bridged_id] == first[bridged_id]
+    assert first == plain
+    assert second == plain
     assert second[bridged_id]["ip"] is None
 
 
-def test_recreated_network_is_listed_again(connection, pooled_api, caplog):
-    app, api = pooled_api
+def test_missing_constructor_lists_networks(connection, plain_api, caplog,
+                                            monkeypatch):
+    monkeypatch.setattr(network_handles, "_FUNCTIONS", None)
+    with dhcp_network(connection) as network, \
+            defined_guest(connection, ("network", network.name)) as (
+                guest_id, mac):
+        address = network.record_lease(mac, 20)
+        list_guests(plain_api, caplog)
+        first, first_calls = list_guests(plain_api, caplog)
+        monkeypatch.undo()
+        second, second_calls = list_guests(plain_api, caplog)
+
+    assert first[guest_id]["ip"] == address
+    assert second[guest_id]["ip"] == address
+    assert second_calls == first_calls - 1
+
+
+def test_recreated_network_is_listed_again(connection, any_api, caplog):
+    _app, api = any_api
     with dhcp_network(connection) as network, \
             defined_guest(connection, ("network", network.name)) as (
                 guest_id, mac):
         old_address = network.record_lease(mac, 20)
         first, _calls = list_guests(api, caplog)
-        old_uuid = kept_network_uuids(pooled_adapter(app))[network.name]
+        old_uuid = listed_network_uuids()[network.name]
 
         network.stop()
         new_uuid = network.start()
@@ -245,35 +289,35 @@ def test_recreated_network_is_listed_again(connection, pooled_api, caplog):
 
     assert first[guest_id]["ip"] == old_address
     assert new_uuid != old_uuid
-    assert kept_network_uuids(pooled_adapter(app))[network.name] == new_uuid
+    assert listed_network_uuids()[network.name] == new_uuid
     assert second[guest_id]["ip"] == new_address
     assert second[guest_id]["state"] == "STOPPED"
 
 
-def test_destroyed_network_gives_no_address(connection, pooled_api,
-                                            caplog):
-    app, api = pooled_api
+def test_destroyed_network_gives_no_address(connection, any_api, caplog):
+    _app, api = any_api
     network, address, before, after = records_around_stop(
         connection, api, caplog, persistent=False)
 
     assert before["ip"] == address
     assert after["ip"] is None
     assert after["name"] == before["name"]
-    assert network.name not in kept_network_uuids(pooled_adapter(app))
+    assert network.name not in listed_network_uuids()
 
 
-def test_stopped_network_leases_end_after_max_age(connection, pooled_api,
+def test_stopped_network_leases_end_after_max_age(connection, any_api,
                                                   caplog, monkeypatch):
     max_age = 2.0
     monkeypatch.setattr(guest_records, "NETWORK_HANDLES_MAX_AGE_SECONDS",
                         max_age)
-    app, api = pooled_api
+    _app, api = any_api
     with dhcp_network(connection, persistent=True) as network, \
             defined_guest(connection, ("network", network.name)) as (
                 guest_id, mac):
         address = network.record_lease(mac, 20)
         first, _calls = list_guests(api, caplog)
-        listed_at, _active = pooled_adapter(app)._network_handles
+        listed_at, _identities = (
+            description_cache.descriptions.active_networks(LOCAL_URI))
         network.stop()
         soon, _calls = list_guests(api, caplog)
         soon_ended_at = time.monotonic()
@@ -282,24 +326,16 @@ def test_stopped_network_leases_end_after_max_age(connection, pooled_api,
 
     assert first[guest_id]["ip"] == address
     # DHCPLeases of a stopped network that stays defined returns its last
-    # leases (libvirt 9.0), so until the kept handles are older than the
-    # max age the list still shows the address.
+    # leases (libvirt 9.0), so until the listing is older than the max age
+    # the list still shows the address.
     if soon_ended_at - listed_at <= max_age:
         assert soon[guest_id]["ip"] == address
     assert later[guest_id]["ip"] is None
-    assert network.name not in kept_network_uuids(pooled_adapter(app))
+    assert network.name not in listed_network_uuids()
 
 
-def test_stopped_network_without_reuse(connection, plain_api, caplog):
-    _network, address, before, after = records_around_stop(
-        connection, plain_api, caplog, persistent=True)
-
-    assert before["ip"] == address
-    assert after["ip"] is None
-
-
-def test_started_network_is_listed_again(connection, pooled_api, caplog):
-    app, api = pooled_api
+def test_started_network_is_listed_again(connection, any_api, caplog):
+    _app, api = any_api
     network = DhcpNetwork(connection, persistent=True)
     try:
         network.network = connection.networkDefineXML(network.xml())
@@ -314,4 +350,118 @@ def test_started_network_is_listed_again(connection, pooled_api, caplog):
 
     assert first[guest_id]["ip"] is None
     assert second[guest_id]["ip"] == address
-    assert network.name in kept_network_uuids(pooled_adapter(app))
+    assert network.name in listed_network_uuids()
+
+
+def test_network_created_by_service_relists(connection, any_api, caplog):
+    _app, api = any_api
+    name = backends.unique_name("made")
+    with dhcp_network(connection) as network, \
+            defined_guest(connection, ("network", network.name)) as (
+                _guest_id, mac):
+        network.record_lease(mac, 20)
+        list_guests(api, caplog)
+        _records, calls = list_guests(api, caplog)
+        try:
+            response = api.post_json("/qemu/localhost/networks",
+                                     {"name": name}, status=201)
+            listed_after_post = (
+                description_cache.descriptions.active_networks(LOCAL_URI))
+            _records, calls_after_post = list_guests(api, caplog)
+        finally:
+            with contextlib.suppress(libvirt.libvirtError):
+                created = connection.networkLookupByName(name)
+                if created.isActive():
+                    created.destroy()
+                created.undefine()
+
+    assert response.json["name_label"] == name
+    assert listed_after_post is None
+    # The list after the POST lists the networks again, and finds the new
+    # one.
+    assert calls_after_post == calls + 1
+    assert name in listed_network_uuids()
+
+
+# What the service process of test_lists_send_what_they_count runs: three
+# lists without session reuse, each on a new connection.
+WIRE_LIST_SCRIPT = """
+import logging, sys
+logging.basicConfig(level=logging.INFO, stream=sys.stdout,
+                    format="%(message)s")
+from tests.test_sessions_libvirt import service
+app, api = service("qemu")
+for _ in range(3):
+    api.get("/qemu/localhost/guests", status=200)
+"""
+# libvirt's remote program and the numbers of its procedures
+# (remote_protocol.x of libvirt 9.0).
+REMOTE_PROGRAM = 0x20008086
+PROC_CONNECT_OPEN = 1
+PROC_CONNECT_CLOSE = 2
+PROC_DOMAIN_GET_XML_DESC = 14
+PROC_CONNECT_SUPPORTS_FEATURE = 60
+PROC_AUTH_LIST = 66
+PROC_CONNECT_LIST_ALL_NETWORKS = 283
+PROC_NETWORK_GET_DHCP_LEASES = 341
+PROC_CONNECT_GET_ALL_DOMAIN_STATS = 344
+# The messages of a connection's open and close, which the service counts
+# as one call.
+SET_UP_PROCEDURES = frozenset((
+    PROC_AUTH_LIST, PROC_CONNECT_OPEN, PROC_CONNECT_SUPPORTS_FEATURE,
+    PROC_CONNECT_CLOSE))
+
+
+def sent_per_connection(log_text):
+    """The procedure numbers of the remote program's messages that a
+    client's RPC log records as sent, one list per connection."""
+    connections = []
+    for line in log_text.splitlines():
+        if "RPC_CLIENT_MSG_TX_QUEUE" not in line:
+            continue
+        fields = dict(field.split("=", 1) for field in line.split()
+                      if "=" in field)
+        if fields["prog"] != str(REMOTE_PROGRAM):
+            continue
+        procedure = int(fields["proc"])
+        if procedure == PROC_AUTH_LIST or not connections:
+            connections.append([])
+        connections[-1].append(procedure)
+    return connections
+
+
+def test_lists_send_what_they_count(connection, tmp_path):
+    """libvirt's own client log shows what each list sends to libvirtd: the
+    service's count of its calls matches, and a handle made from a listed
+    UUID sends nothing."""
+    log_path = tmp_path / "libvirt-client.log"
+    environment = dict(
+        os.environ, LIBVIRT_LOG_FILTERS="1:rpc.netclient",
+        LIBVIRT_LOG_OUTPUTS="1:file:%s" % log_path)
+    with dhcp_network(connection) as network, \
+            defined_guest(connection, ("network", network.name)) as (
+                _guest_id, mac):
+        network.record_lease(mac, 20)
+        output = subprocess.run(
+            [sys.executable, "-c", WIRE_LIST_SCRIPT], env=environment,
+            cwd=ROOT, check=True, capture_output=True, text=True,
+            timeout=120).stdout
+
+    counts = [int(line.split("hypervisor_calls=")[1].split()[0])
+              for line in output.splitlines() if "hypervisor_calls=" in line]
+    sent = [[procedure for procedure in procedures
+             if procedure not in SET_UP_PROCEDURES]
+            for procedures in sent_per_connection(log_path.read_text())]
+    assert len(counts) == 3
+    assert len(sent) == 3
+    # The open is one call of the count.
+    assert counts == [1 + len(procedures) for procedures in sent]
+    # A new process reads every domain's XML and lists the networks once.
+    assert sent[0].count(PROC_CONNECT_LIST_ALL_NETWORKS) == 1
+    assert PROC_DOMAIN_GET_XML_DESC in sent[0]
+    leases = sent[0].count(PROC_NETWORK_GET_DHCP_LEASES)
+    assert leases >= 1
+    for later in sent[1:]:
+        assert sorted(later) == (
+            [PROC_NETWORK_GET_DHCP_LEASES] * leases
+            + [PROC_CONNECT_GET_ALL_DOMAIN_STATS])

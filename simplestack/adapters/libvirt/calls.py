@@ -137,11 +137,18 @@ class CallsMixin:
         elif isinstance(owner, libvirt.virConnect) and isinstance(
                 result, libvirt.virDomain):
             cache.invalidate(uri, result.UUID())
+        elif isinstance(owner, libvirt.virNetwork) or (
+                isinstance(owner, libvirt.virConnect)
+                and function.__name__.startswith("network")):
+            # A network started, stopped, defined or removed here shows in
+            # the next list of this process.
+            cache.discard_active_networks(uri)
+            self._network_handles = None
         elif isinstance(owner, (libvirt.virConnect, libvirt.virStoragePool,
                                 libvirt.virStorageVol)):
             # The disk sizes of the cached entries come from pools and volumes.
             cache.invalidate(uri)
-        # Networks and streams change no domain definition.
+        # Streams change no domain definition.
 
     def _description_cache_uri(self):
         """Return the key of this adapter's hypervisor in the caches."""

@@ -15,6 +15,10 @@ The adapter drops the entry of a domain on every call that can change it
 once. A change made elsewhere that leaves the fingerprint as it was (a MAC
 edited with virsh, a guest agent that connects) shows after at most
 MAX_AGE_SECONDS.
+
+The cache also keeps the names and UUIDs of the active networks that the
+last listing of each URI found, from which guest lists make network
+handles without a call (see network_handles).
 """
 
 import collections
@@ -63,6 +67,8 @@ class DescriptionCache:
         self._generations = {}
         # uri -> (stored_at, host name)
         self._hostnames = {}
+        # uri -> (time.monotonic() of the listing, {name: UUID bytes})
+        self._networks = {}
 
     def generation(self, uri):
         with self._lock:
@@ -113,6 +119,21 @@ class DescriptionCache:
     def store_hostname(self, uri, hostname):
         with self._lock:
             self._hostnames[uri] = (self.clock(), hostname)
+
+    def active_networks(self, uri):
+        """Return (listed_at, {name: UUID bytes}) of the last listing of
+        the active networks of ``uri``, or None. The caller checks the age:
+        ``listed_at`` is a time.monotonic() value."""
+        with self._lock:
+            return self._networks.get(uri)
+
+    def store_active_networks(self, uri, listed_at, identities):
+        with self._lock:
+            self._networks[uri] = (listed_at, identities)
+
+    def discard_active_networks(self, uri):
+        with self._lock:
+            self._networks.pop(uri, None)
 
 
 #: The cache that every LibvirtAdapter of this process shares.

@@ -16,7 +16,7 @@ import time
 import libvirt
 
 from simplestack import errors
-from simplestack.adapters.libvirt import description_cache
+from simplestack.adapters.libvirt import description_cache, network_handles
 from simplestack.adapters.libvirt.calls import (
     DomainHandleListings, domain_handle_id, domain_handle_name,
     domain_handle_uuid, free_domain_handle, free_domain_handles,
@@ -28,13 +28,14 @@ from simplestack.adapters.libvirt.domain_xml import DomainDescription
 logger = logging.getLogger(__name__)
 
 
-#: Seconds for which the active networks listed on a connection stand in
-#: for a new listing. description_cache has the same bound for other
-#: changes made outside this process.
+#: Seconds for which a listing of the active networks stands in for a new
+#: one, on its connection and on the later connections of this process.
+#: description_cache has the same bound for other changes made outside
+#: this process.
 # NOTE: DHCPLeases of a network that is stopped but stays defined still
 # returns its last leases (libvirt 9.0), and only a call would show the
-# stop. So a pooled connection's list can show those addresses for up to
-# this long after the stop.
+# stop. So a list can show those addresses for up to this long after a
+# stop made outside this process.
 NETWORK_HANDLES_MAX_AGE_SECONDS = description_cache.MAX_AGE_SECONDS
 
 
@@ -96,11 +97,11 @@ class GuestRecordsMixin:
     def _leases(self, network_names):
         """Map MAC -> IPv4 address from the DHCP leases of the networks.
 
-        One DHCPLeases call per named active network. The active networks
-        are the handles kept from this connection's last listing, or a new
-        listing when a name is missing from them, when they are older than
-        NETWORK_HANDLES_MAX_AGE_SECONDS, or when a kept network turns out
-        to be destroyed. A name that is no active network is skipped.
+        One DHCPLeases call per named active network. The handles of the
+        active networks come from an earlier listing (see _kept_networks),
+        or from a new one when a name is missing from it, when it is older
+        than NETWORK_HANDLES_MAX_AGE_SECONDS, or when a kept network turns
+        out to be destroyed. A name that is no active network is skipped.
         """
         if DRIVER_GAPS[self.driver].get("dhcp_leases") or not network_names:
             return {}
@@ -142,26 +143,55 @@ class GuestRecordsMixin:
         return leases
 
     def _kept_networks(self, network_names):
-        """Return the kept {name: virNetwork} of the active networks when
-        it has every name and is at most NETWORK_HANDLES_MAX_AGE_SECONDS
-        old, else None."""
-        if self._network_handles is None:
-            return None
-        listed_at, active = self._network_handles
-        if time.monotonic() - listed_at > NETWORK_HANDLES_MAX_AGE_SECONDS:
-            return None
-        if not network_names.issubset(active):
-            return None
-        return active
+        """Return {name: virNetwork} of the active networks without a call,
+        or None.
+
+        The handles are those this connection kept from its last listing,
+        else handles made from the names and UUIDs of this process's last
+        listing on the same URI (see network_handles). Either must have
+        every name and be at most NETWORK_HANDLES_MAX_AGE_SECONDS old.
+        """
+        kept = self._network_handles
+        if kept is None or not self._covers(kept, network_names):
+            identities = description_cache.descriptions.active_networks(
+                self._description_cache_uri())
+            if identities is None or not self._covers(identities,
+                                                      network_names):
+                return None
+            kept = self._handles_from_identities(identities)
+            if kept is None:
+                return None
+            self._network_handles = kept
+        return kept[1]
+
+    @staticmethod
+    def _covers(listing, network_names):
+        listed_at, networks = listing
+        return (time.monotonic() - listed_at <= NETWORK_HANDLES_MAX_AGE_SECONDS
+                and network_names.issubset(networks))
+
+    def _handles_from_identities(self, identities):
+        listed_at, uuids = identities
+        handles = {}
+        for name, uuid in uuids.items():
+            network = network_handles.network_handle(self.conn, name, uuid)
+            if network is None:
+                return None
+            handles[name] = network
+        return listed_at, handles
 
     def _list_active_networks(self):
-        """List the active networks and keep their handles for the later
-        requests on this connection."""
+        """List the active networks, and keep their handles for the later
+        requests on this connection and their UUIDs for the later
+        connections of this process."""
         listed_at = time.monotonic()
         active = {network.name(): network for network in self._call(
             self.conn.listAllNetworks,
             libvirt.VIR_CONNECT_LIST_NETWORKS_ACTIVE)}
         self._network_handles = (listed_at, active)
+        description_cache.descriptions.store_active_networks(
+            self._description_cache_uri(), listed_at,
+            {name: network.UUID() for name, network in active.items()})
         return active
 
     def _stats_groups(self):
@@ -332,9 +362,10 @@ class GuestRecordsMixin:
         # domain (ID -1) is stopped. list_guests reads the state of the
         # other active domains one by one.
         # NOTE: with the leases of one active network an LXC list makes 4
-        # calls, and 5 when a container is paused. The other drivers make 3.
-        # A pooled connection whose network handles are kept makes one
-        # call fewer (see _leases).
+        # calls, and 5 when a container is paused; QEMU's makes 3. A list
+        # that finds the networks of a listing less than
+        # NETWORK_HANDLES_MAX_AGE_SECONDS old makes one call fewer (see
+        # _kept_networks).
         handles = self._call(listings.listAllDomains, 0)
         try:
             running = self._listed_uuids(
