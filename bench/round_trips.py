@@ -29,7 +29,8 @@ list shows every domain of the daemon, so other guests that run meanwhile
 neither running, paused nor stopped adds one state call, and another
 active network one DHCPLeases call. With ``--reuse`` the service runs with
 ``session_reuse = true`` for both types, so the counted lists run on the
-pooled connection that the warm-up opened.
+pooled connection that the warm-up opened. ``--states running,stopped``
+creates only the guests of those states.
 """
 
 import argparse
@@ -256,11 +257,11 @@ def daemon_network():
         connection.close()
 
 
-def create_daemon_guests(app, prefix, network):
-    """Create the guests of DAEMON_GUESTS through the service; return
-    their ids."""
+def create_daemon_guests(app, prefix, network, guests):
+    """Create ``guests``, entries of DAEMON_GUESTS, through the service;
+    return their ids."""
     ids = []
-    for label, action in DAEMON_GUESTS:
+    for label, action in guests:
         body = {"name": DAEMON_PREFIX + prefix.split("/")[1] + "-" + label,
                 "memory": 64, "network": network}
         guest_id = app.post_json(prefix + "/guests", body).json["id"]
@@ -291,46 +292,66 @@ def make_daemon_app(driver, reuse):
         "HTTP_X_SIMPLESTACK_HYPERVISOR_TOKEN": make_token()})
 
 
-def count_daemon_lists(capture, recorder, reuse):
+def networks_in_use(driver):
+    """Return the number of active networks that the NICs of the
+    daemon's ``driver`` domains name: the DHCPLeases calls of a list."""
+    connection = libvirt.open({"qemu": "qemu:///system",
+                               "lxc": "lxc:///"}[driver])
+    try:
+        active = {network.name() for network in connection.listAllNetworks(
+            libvirt.VIR_CONNECT_LIST_NETWORKS_ACTIVE)}
+        named = set()
+        for domain in connection.listAllDomains(0):
+            named.update(re.findall(r"<source network='([^']+)'",
+                                    domain.XMLDesc(0)))
+        return len(named & active)
+    finally:
+        connection.close()
+
+
+def count_daemon_lists(capture, recorder, reuse, guests):
     """Return {driver: (Count with the fewest calls, states of the
-    script's guests)} of GET /guests on the daemon."""
+    script's guests, active networks in use)} of GET /guests on the
+    daemon, with the ``guests`` of DAEMON_GUESTS."""
     results = {}
     with daemon_network() as network:
         for driver in DAEMON_DRIVERS:
             prefix = "/%s/localhost" % driver
-            backend = backends.Backend(driver, prefix, len(DAEMON_GUESTS),
+            backend = backends.Backend(driver, prefix, len(guests),
                                        None, None)
             app = make_daemon_app(driver, reuse)
             ids = []
             try:
-                ids = create_daemon_guests(app, prefix, network)
+                ids = create_daemon_guests(app, prefix, network, guests)
                 app.get(prefix + "/guests")  # warm-up
                 counts = [count_request(backend, app, capture, recorder,
                                         "GET", prefix + "/guests")
                           for _ in range(DAEMON_LISTS)]
                 listed = {record["id"]: record["state"] for record
                           in app.get(prefix + "/guests").json}
+                networks = networks_in_use(driver)
             finally:
                 delete_daemon_guests(app, prefix, ids)
                 sessions_of(app.app.registry).shutdown()
             states = [listed.get(guest_id) for guest_id in ids]
             results[driver] = (min(counts, key=lambda count: count.work),
-                               states)
+                               states, networks)
     return results
 
 
-def print_daemon_counts(results, reuse):
+def print_daemon_counts(results, reuse, guests):
     print("GET /guests on the daemon of scripts/libvirtd, with this script's"
           " guests (%s) on one active network; fewest calls of %d lists;"
           " session reuse %s" % (
-              ", ".join(label for label, _action in DAEMON_GUESTS),
+              ", ".join(label for label, _action in guests),
               DAEMON_LISTS, "on" if reuse else "off"))
-    for driver, (count, states) in results.items():
+    for driver, (count, states, networks) in results.items():
         methods = ", ".join("%s %d" % item for item in sorted(
             count.methods.items()))
-        print("%-5s %s: %s; listed states %s" % (
-            driver, format_count(count), methods, ", ".join(
-                str(state) for state in states)))
+        print("%-5s %s: %s; listed states %s; active networks that the "
+              "daemon's guests use: %d" % (
+                  driver, format_count(count), methods, ", ".join(
+                      str(state) for state in states), networks))
 
 
 def main():
@@ -343,9 +364,21 @@ def main():
     parser.add_argument("--reuse", action="store_true",
                         help="with --libvirtd: turn session_reuse on, so "
                         "the counted lists run on a pooled connection")
+    parser.add_argument("--states",
+                        default=",".join(label for label, _action
+                                         in DAEMON_GUESTS),
+                        help="with --libvirtd: comma-separated states of "
+                        "the script's guests (default: all of running, "
+                        "paused, stopped)")
     options = parser.parse_args()
     if options.reuse and not options.libvirtd:
         parser.error("--reuse requires --libvirtd")
+    guest_table = dict(DAEMON_GUESTS)
+    states = options.states.split(",")
+    if not states or any(state not in guest_table for state in states):
+        parser.error("invalid --states %r; expected names from %s" % (
+            options.states, ",".join(guest_table)))
+    guests = [(state, guest_table[state]) for state in states]
     for name in options.backends.split(","):
         if name not in backends.BACKENDS:
             parser.error("invalid backend %r; expected names from %s"
@@ -361,8 +394,8 @@ def main():
 
     if options.libvirtd:
         print_daemon_counts(
-            count_daemon_lists(capture, recorder, options.reuse),
-            options.reuse)
+            count_daemon_lists(capture, recorder, options.reuse, guests),
+            options.reuse, guests)
         return
 
     results = {}

@@ -86,6 +86,8 @@ SAMPLE_SECONDS = 0.01
 #: not depend on this machine's disk. None, for tempfile's folder, where
 #: /dev/shm is missing.
 MEMORY_FOLDER = "/dev/shm" if os.path.isdir("/dev/shm") else None
+# Where scripts/libvirtd writes the pid of the daemon it started.
+LIBVIRTD_PID_FILE = "/run/simplestack-test/libvirtd.pid"
 
 
 def warm_free_memory(size):
@@ -324,8 +326,8 @@ def run_rounds(rounds, size, steps, workers, hypervisor_pids=(),
     untimed, unless ``warm_up_bytes`` is 0.
     The workers' CPU time counts only for transfers through the service.
     ``hypervisor_pids`` are the processes on the other end (the XAPI
-    simulator); without them the hypervisor's CPU times are None. The
-    client is this process.
+    simulator, libvirtd); without them the hypervisor's CPU times are None.
+    The client is this process.
     """
     steps_of_round = steps if callable(steps) else lambda number: steps
     measured = [step for step in steps_of_round(0) if step[0] is not None]
@@ -397,6 +399,18 @@ def expect_size(received, size):
                                                                size))
 
 
+def libvirtd_pids():
+    """[pid] of the daemon of scripts/libvirtd, or [] when its pid file is
+    missing or unreadable (a daemon started otherwise)."""
+    try:
+        with open(LIBVIRTD_PID_FILE) as pid_file:
+            pid = int(pid_file.read().strip())
+        with open("/proc/%d/comm" % pid) as comm:
+            return [pid] if comm.read().strip() == "libvirtd" else []
+    except (OSError, ValueError):
+        return []
+
+
 def measure_libvirt(folder, size, rounds, block, warm_up_bytes):
     connection = libvirt.open("qemu:///system")
     try:
@@ -451,7 +465,7 @@ def measure_libvirt_guest(connection, pool, source, domain, folder, size,
             ("service import", service_import, True),
         ]
         return run_rounds(rounds, size, steps, server.wait_for_workers(),
-                          warm_up_bytes=warm_up_bytes)
+                          libvirtd_pids(), warm_up_bytes)
     finally:
         server.stop()
 
