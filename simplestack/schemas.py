@@ -245,6 +245,15 @@ def url_segment(node, value):
             node, "must not contain '/' or be '.' or '..'")
 
 
+def not_dot_segment(node, value):
+    """Reject "." and "..", which clients remove from URL paths
+    (RFC 3986, section 5.2.4), so a path could never name the object."""
+    if value in (".", ".."):
+        raise colander.Invalid(
+            node, "must not be '.' or '..', which URL paths cannot carry "
+                  "as a segment")
+
+
 MAC_PATTERN = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
 
 
@@ -275,10 +284,18 @@ def ip_address_list(version):
 # -- field factories ----------------------------------------------------------
 
 def name_field(required=True, nullable=False, description="Display name",
-               segment=False, **kwargs):
+               segment=False, path_name=False, **kwargs):
+    """Build the schema node of a name.
+
+    ``segment``: the name is a URL path segment itself, as a tag is.
+    ``path_name``: a path may name the object by its name, as it may a
+    guest, so "." and ".." are rejected.
+    """
     checks = [colander.Length(min=1, max=255), printable_name]
     if segment:
         checks.append(url_segment)
+    elif path_name:
+        checks.append(not_dot_segment)
     return colander.SchemaNode(
         String(nullable=nullable),
         validator=nullable_check(*checks),

@@ -37,7 +37,7 @@ guest_export = hypervisor_service(
 class CreateGuestSchema(colander.MappingSchema):
     schema_type = schemas.StrictMapping
 
-    name = schemas.name_field()
+    name = schemas.name_field(path_name=True)
     cpus = schemas.int_field(1, schemas.MAX_CPUS)
     memory = schemas.int_field(1, schemas.MAX_MEMORY_MIB, description="MiB")
     hdd = schemas.int_field(1, schemas.MAX_DISK_GIB, description="GiB")
@@ -74,7 +74,7 @@ def _paravirtualized_choice():
 class UpdateGuestSchema(colander.MappingSchema):
     schema_type = schemas.StrictMapping
 
-    name = schemas.name_field(required=False)
+    name = schemas.name_field(required=False, path_name=True)
     memory = colander.SchemaNode(schemas.AnyOf(
         colander.SchemaNode(schemas.Integer(),
                             validator=colander.Range(
@@ -114,7 +114,7 @@ class RebootSchema(colander.MappingSchema):
 class CloneSchema(colander.MappingSchema):
     schema_type = schemas.StrictMapping
 
-    name = schemas.name_field()
+    name = schemas.name_field(path_name=True)
 
 
 @guests.get(validators=(list_query_validator,))

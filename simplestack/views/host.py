@@ -109,7 +109,7 @@ network = hypervisor_service("network", "/networks/{network_id}")
 class CreateNetworkSchema(colander.MappingSchema):
     schema_type = schemas.StrictMapping
 
-    name = schemas.name_field()
+    name = schemas.name_field(path_name=True)
     description = schemas.string_field(max_length=4096)
     from_network = schemas.string_field(
         description="network to tag; without it, an isolated network")

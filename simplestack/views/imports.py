@@ -96,7 +96,7 @@ class Upload:
 
 
 class ImportQuerySchema(colander.MappingSchema):
-    name = schemas.name_field(required=False,
+    name = schemas.name_field(required=False, path_name=True,
                               description="name of the imported guest")
 
 

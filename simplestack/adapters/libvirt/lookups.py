@@ -28,6 +28,10 @@ def _validate_name(kind, name):
 
     libvirt rejects '/' in domain and network names. A name in UUID form
     is rejected too, because the adapter reads such an id as a UUID only.
+    "." and ".." are rejected too: libvirt 9.0's QEMU driver names folders
+    after a domain, such as /var/lib/libvirt/qemu/snapshot/<name>, and a
+    failed define of a domain named ".." left libvirtd with folders of
+    /var/lib/libvirt/qemu deleted.
     """
     if not isinstance(name, str) or not name.strip():
         raise errors.InvalidArguments("invalid %s name %r; expected a "
@@ -36,6 +40,10 @@ def _validate_name(kind, name):
         raise errors.InvalidArguments(
             "invalid %s name %r; it may not contain '/' or control "
             "characters" % (kind, name))
+    if name in (".", ".."):
+        raise errors.InvalidArguments(
+            "invalid %s name %r; libvirt names files and folders after it, "
+            "so it may not be '.' or '..'" % (kind, name))
     if _is_uuid(name):
         raise errors.InvalidArguments(
             "invalid %s name %r; a name may not have the form of a UUID"
