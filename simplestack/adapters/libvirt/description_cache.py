@@ -12,9 +12,12 @@ QEMU, vCPUs, memory and disk paths.
 
 The adapter drops the entry of a domain on every call that can change it
 (see CallsMixin._call), so changes made through this process show at
-once. A change made elsewhere that leaves the fingerprint as it was (a MAC
-edited with virsh, a guest agent that connects) shows after at most
-MAX_AGE_SECONDS.
+once. The cache records such calls in the change log of shared_changes
+too, and reads the records of the other service processes of the machine
+at the start of each list, so their changes show at once as well (except
+on the test driver, whose domains live in each process). A change made
+elsewhere that leaves the fingerprint as it was (a MAC edited with virsh,
+a guest agent that connects) shows after at most MAX_AGE_SECONDS.
 
 The cache also keeps the names and UUIDs of the active networks that the
 last listing of each URI found, from which guest lists make network
@@ -25,11 +28,15 @@ import collections
 import threading
 import time
 
+from simplestack.adapters.libvirt import shared_changes
+
 #: Maximum age of an entry, in seconds. It bounds how long a list can show a
-#: definition that was changed outside this process.
-# NOTE: other gunicorn workers count as outside: a NIC or CD-ROM change made
-# through another worker can be missing from this worker's list for 10 s.
+#: definition that was changed outside the service.
 MAX_AGE_SECONDS = 10.0
+
+#: Prefix of the URIs of libvirt's test driver, whose hosts live in each
+#: process, so that no other process changes them.
+TEST_DRIVER_URI_PREFIX = "test:"
 
 
 class CachedDescription(collections.namedtuple("CachedDescription", (
@@ -58,9 +65,12 @@ class DescriptionCache:
     that was read before a change.
     """
 
-    def __init__(self, max_age=MAX_AGE_SECONDS, clock=time.monotonic):
+    def __init__(self, max_age=MAX_AGE_SECONDS, clock=time.monotonic,
+                 change_log=None):
         self.max_age = max_age
         self.clock = clock
+        # The shared_changes.ChangeLog of the service processes, or None.
+        self.change_log = change_log
         self._lock = threading.Lock()
         # uri -> {domain UUID bytes: CachedDescription}
         self._entries = {}
@@ -71,8 +81,30 @@ class DescriptionCache:
         self._networks = {}
 
     def generation(self, uri):
+        """Drop the entries of the domains that other processes changed;
+        return the generation of ``uri``, for ``put``."""
+        if self._shares_changes(uri):
+            changed = self.change_log.changed_domains(uri)
+            if changed:
+                self._drop(uri, changed)
         with self._lock:
             return self._generations.get(uri, 0)
+
+    def _shares_changes(self, uri):
+        return self.change_log is not None and not uri.startswith(
+            TEST_DRIVER_URI_PREFIX)
+
+    def _drop(self, uri, uuids):
+        """Drop the entries of ``uuids``, or all of ``uri`` when
+        shared_changes.ALL_DOMAINS is among them, as invalidate does."""
+        with self._lock:
+            self._generations[uri] = self._generations.get(uri, 0) + 1
+            if shared_changes.ALL_DOMAINS in uuids:
+                self._entries.pop(uri, None)
+                return
+            entries = self._entries.get(uri, {})
+            for uuid in uuids:
+                entries.pop(uuid, None)
 
     def entries(self, uri):
         """Return a copy of the entries of ``uri``, {uuid: entry}."""
@@ -99,13 +131,15 @@ class DescriptionCache:
 
     def invalidate(self, uri, uuid=None):
         """Drop the entry of one domain (its UUID bytes), or of every
-        domain of ``uri``."""
+        domain of ``uri``, in this process and in the others."""
         with self._lock:
             self._generations[uri] = self._generations.get(uri, 0) + 1
             if uuid is None:
                 self._entries.pop(uri, None)
             else:
                 self._entries.get(uri, {}).pop(uuid, None)
+        if self._shares_changes(uri):
+            self.change_log.record(uri, uuid)
 
     def hostname(self, uri):
         """Return the host name stored for ``uri``, or None when it is
@@ -137,4 +171,4 @@ class DescriptionCache:
 
 
 #: The cache that every LibvirtAdapter of this process shares.
-descriptions = DescriptionCache()
+descriptions = DescriptionCache(change_log=shared_changes.ChangeLog())

@@ -15,7 +15,8 @@ files in MARKS_DIR, named after its lower-case UUID:
 
 flock(2) locks belong to an open file description, so the kernel releases
 them when the process that holds them exits, however it exits. The files
-stay, empty, until the guest is deleted through the service.
+stay, empty, until the guest is deleted through the service. The logs of
+shared_changes live in MARKS_DIR too.
 
 NOTE: the marks cover the processes of one machine and user with the same
 temporary folder (tempfile.gettempdir(), so TMPDIR). A service process
@@ -59,7 +60,7 @@ def _warn_once(reason, error):
                    "because %s: %s", reason, error)
 
 
-def _marks_dir():
+def private_folder():
     """Return MARKS_DIR, created if missing, or None when it is not a
     folder of this user that only this user can write."""
     try:
@@ -81,7 +82,7 @@ def _marks_dir():
 def _open_mark(key, kind):
     """Return a new descriptor of the guest's ``kind`` lock file, or None
     when the file cannot be opened."""
-    folder = _marks_dir()
+    folder = private_folder()
     if folder is None:
         return None
     path = os.path.join(folder, "%s.%s" % (key, kind))
@@ -162,7 +163,7 @@ def change_marks(key):
 def remove_marks(key):
     """Remove the lock files of the deleted guest ``key``, a lower-case
     UUID. Call it while holding change_marks, so no export can start."""
-    folder = _marks_dir()
+    folder = private_folder()
     if folder is None:
         return
     for kind in ("export", "change"):
