@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from simplestack import streams
 from simplestack.streams import MALLOC_ENVIRONMENT
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -106,3 +107,53 @@ def test_thresholds_left_to_operator_environment():
 
     assert run_python(code) is True
     assert run_python(code, environment=environment) is False
+
+
+# Start 12 threads that each hold a block of 1 MiB until all hold one,
+# as the reading threads of concurrent exports hold their chunks while they
+# wait for the hypervisor, and print how many malloc arenas the process has.
+CONCURRENT_THREADS = """
+import ctypes, json, os, re, sys, threading
+from simplestack import streams
+
+streams.set_malloc_thresholds()
+if sys.argv[1] == "uncapped":
+    # glibc's default cap on 64-bit systems: 8 arenas per core.
+    ctypes.CDLL(None).mallopt(streams.M_ARENA_MAX, 8 * os.cpu_count())
+threads = 12
+holding = threading.Barrier(threads + 1)
+
+def hold_block():
+    block = bytes(1024 * 1024)
+    holding.wait()
+    holding.wait()
+
+workers = [threading.Thread(target=hold_block) for _ in range(threads)]
+for worker in workers:
+    worker.start()
+holding.wait()
+libc = ctypes.CDLL(None)
+libc.open_memstream.restype = ctypes.c_void_p
+libc.open_memstream.argtypes = (ctypes.POINTER(ctypes.c_char_p),
+                                ctypes.POINTER(ctypes.c_size_t))
+libc.malloc_info.argtypes = (ctypes.c_int, ctypes.c_void_p)
+libc.fclose.argtypes = (ctypes.c_void_p,)
+text, size = ctypes.c_char_p(), ctypes.c_size_t()
+memory_file = libc.open_memstream(ctypes.byref(text), ctypes.byref(size))
+libc.malloc_info(0, memory_file)
+libc.fclose(memory_file)
+holding.wait()
+for worker in workers:
+    worker.join()
+print(json.dumps(len(re.findall(r"<heap nr=", text.value.decode()))))
+"""
+
+
+@glibc_only
+def test_arenas_capped_for_concurrent_threads():
+    capped = run_python(CONCURRENT_THREADS, "capped")
+    uncapped = run_python(CONCURRENT_THREADS, "uncapped")
+
+    assert capped == streams.ARENA_MAX
+    # Without the cap, most threads that malloc at once get an arena.
+    assert uncapped > streams.ARENA_MAX
