@@ -74,13 +74,38 @@ def _validate_guest_name(name):
     """Raise InvalidArguments unless ``name`` can name a guest and the
     files that libvirt and the adapter name after it."""
     _validate_name("guest", name)
+    _check_name_bytes("guest", name, MAX_GUEST_NAME_BYTES, "disk image files")
+
+
+def _check_name_bytes(kind, name, maximum, files):
+    """Raise InvalidArguments when ``name`` is over ``maximum`` bytes in
+    UTF-8, because ``files`` are named after the object."""
     size = len(name.encode("utf-8"))
-    if size > MAX_GUEST_NAME_BYTES:
+    if size > maximum:
         raise errors.InvalidArguments(
-            "invalid guest name: it is %d bytes long in UTF-8, and at most "
-            "%d fit, because disk image files are named after the guest "
-            "within the file system's limit of %d bytes"
-            % (size, MAX_GUEST_NAME_BYTES, MAX_FILE_NAME_BYTES))
+            "invalid %s name: it is %d bytes long in UTF-8, and at most "
+            "%d fit, because %s are named after the %s within the file "
+            "system's limit of %d bytes"
+            % (kind, size, maximum, files, kind, MAX_FILE_NAME_BYTES))
+
+
+#: The suffix of the longest file name that libvirt 9.0 derives from the
+#: name of a network that the API makes: it writes the definition to
+#: NAME.xml.new, then renames it. Networks with DHCP also get dnsmasq
+#: files such as NAME.hostsfile, but the API makes networks without DHCP.
+NETWORK_FILE_SUFFIX = ".xml.new"
+
+#: Maximum network name length in UTF-8 bytes, so that the file names
+#: derived from it fit in MAX_FILE_NAME_BYTES.
+MAX_NETWORK_NAME_BYTES = MAX_FILE_NAME_BYTES - len(NETWORK_FILE_SUFFIX)
+
+
+def _validate_network_name(name):
+    """Raise InvalidArguments unless ``name`` can name a new network and
+    the files that libvirt names after it."""
+    _validate_name("network", name)
+    _check_name_bytes("network", name, MAX_NETWORK_NAME_BYTES,
+                      "libvirt's network files")
 
 
 def _validate_volume_name(kind, name):

@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 from simplestack import errors
 from simplestack.adapters.libvirt.constants import METADATA_NAMESPACE
 from simplestack.adapters.libvirt.domain_xml import _to_xml
-from simplestack.adapters.libvirt.lookups import _validate_name
+from simplestack.adapters.libvirt.lookups import _validate_network_name
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class NetworksMixin:
             raise self.not_implemented("create networks",
                                        "the hyperv driver is not available")
         name = spec.get("name")
-        _validate_name("network", name)
+        _validate_network_name(name)
         if spec.get("other_config"):
             raise self.not_implemented(
                 "set other_config on networks",
