@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from simplestack.adapters.libvirt import (
-    description_cache, export_marks, shared_changes)
+from simplestack.adapters import shared_folder
+from simplestack.adapters.libvirt import description_cache, shared_changes
 
 URI = "lxc:///"
 FIRST = bytes(range(16))
@@ -19,7 +19,7 @@ SECOND = bytes(range(16, 32))
 @pytest.fixture
 def logs(tmp_path, monkeypatch):
     """Return two ChangeLogs whose files live in ``tmp_path``."""
-    monkeypatch.setattr(export_marks, "private_folder", lambda: str(tmp_path))
+    monkeypatch.setattr(shared_folder, "private_folder", lambda: str(tmp_path))
     return shared_changes.ChangeLog(), shared_changes.ChangeLog()
 
 
@@ -96,7 +96,7 @@ def test_restarted_log_drops_all(logs, monkeypatch):
 
 
 def test_unusable_folder_changes_nothing(monkeypatch):
-    monkeypatch.setattr(export_marks, "private_folder", lambda: None)
+    monkeypatch.setattr(shared_folder, "private_folder", lambda: None)
     log = shared_changes.ChangeLog()
 
     log.record(URI, FIRST)

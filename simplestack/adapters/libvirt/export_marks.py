@@ -15,8 +15,8 @@ files in MARKS_DIR, named after its lower-case UUID:
 
 flock(2) locks belong to an open file description, so the kernel releases
 them when the process that holds them exits, however it exits. The files
-stay, empty, until the guest is deleted through the service. The logs of
-shared_changes live in MARKS_DIR too.
+stay, empty, until the guest is deleted through the service. MARKS_DIR is
+shared_folder's folder, which holds other files that the processes share.
 
 NOTE: the marks cover the processes of one machine and user with the same
 temporary folder (tempfile.gettempdir(), so TMPDIR). A service process
@@ -28,18 +28,15 @@ import contextlib
 import fcntl
 import logging
 import os
-import stat
-import tempfile
 import threading
+
+from simplestack.adapters import shared_folder
 
 logger = logging.getLogger(__name__)
 
 #: The folder of the lock files, private to the user of the process.
-MARKS_DIR = os.path.join(tempfile.gettempdir(),
-                         "simplestack-export-marks-%d" % os.getuid())
+MARKS_DIR = shared_folder.SHARED_DIR
 
-_warned = set()
-_warned_lock = threading.Lock()
 # Per thread, key -> depth of the changes of that guest that hold its change
 # marks. A change may run inside another change of the same guest, because
 # the in-process lock is reentrant, and a second flock would wait for the
@@ -52,37 +49,13 @@ class ExportInProgress(Exception):
 
 
 def _warn_once(reason, error):
-    with _warned_lock:
-        if reason in _warned:
-            return
-        _warned.add(reason)
-    logger.warning("guest changes see only the exports of this process, "
-                   "because %s: %s", reason, error)
-
-
-def private_folder():
-    """Return MARKS_DIR, created if missing, or None when it is not a
-    folder of this user that only this user can write."""
-    try:
-        os.mkdir(MARKS_DIR, 0o700)
-    except FileExistsError:
-        pass
-    except OSError as error:
-        _warn_once("creating %s failed" % MARKS_DIR, error)
-        return None
-    info = os.lstat(MARKS_DIR)
-    if (not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid()
-            or info.st_mode & 0o022):
-        _warn_once("%s is not a private folder of this user" % MARKS_DIR,
-                   "mode %o, owner %d" % (info.st_mode, info.st_uid))
-        return None
-    return MARKS_DIR
+    shared_folder.warn_once("export marks", reason, error)
 
 
 def _open_mark(key, kind):
     """Return a new descriptor of the guest's ``kind`` lock file, or None
     when the file cannot be opened."""
-    folder = private_folder()
+    folder = shared_folder.private_folder()
     if folder is None:
         return None
     path = os.path.join(folder, "%s.%s" % (key, kind))
@@ -163,7 +136,7 @@ def change_marks(key):
 def remove_marks(key):
     """Remove the lock files of the deleted guest ``key``, a lower-case
     UUID. Call it while holding change_marks, so no export can start."""
-    folder = private_folder()
+    folder = shared_folder.private_folder()
     if folder is None:
         return
     for kind in ("export", "change"):

@@ -1,15 +1,15 @@
-"""Locks that serialize the changes to one guest within this process.
+"""Locks that serialize the changes to one guest.
 
 A device change reads the domain XML, picks a free target device, USB port
 or volume name from it and then attaches the device. Two concurrent
 changes of one guest would pick the same one, so each change holds the
-guest's lock from the read to the last write.
+guest's lock from the read to the last write. The guest locks and the
+marks of the exports in progress (export_marks) reach the other service
+processes of the machine.
 
-NOTE: the locks live in this process only. Two service processes, or
-another libvirt client, can still change a guest at the same time, and
-then libvirt's own checks reject the later change (409 Conflict or 502).
-The marks of the exports in progress reach the other processes of the
-machine too (export_marks).
+NOTE: another libvirt client can still change a guest at the same time,
+and then libvirt's own checks reject the later change (409 Conflict or
+502). The MAC lock lives in this process only.
 """
 
 import collections

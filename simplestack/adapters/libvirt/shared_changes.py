@@ -9,8 +9,8 @@ the records added since its last read and drops their entries. A record of
 16 zero bytes (ALL_DOMAINS) stands for every domain of the URI: a pool or
 volume call, which can change disk sizes.
 
-The logs are files in export_marks.MARKS_DIR, so they reach the processes
-of one machine and user with the same temporary folder. A log starts again
+The logs are files in shared_folder.SHARED_DIR, so they reach the
+processes of one machine and user with the same temporary folder. A log starts again
 from empty once it reaches MAX_LOG_BYTES, and a reader whose offset lies
 past its end then drops every entry of the URI.
 NOTE: a process that lists nothing while the others write more than its
@@ -24,7 +24,7 @@ import logging
 import os
 import threading
 
-from simplestack.adapters.libvirt import export_marks
+from simplestack.adapters import shared_folder
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class ChangeLog:
         if uri in self._descriptors:
             return self._descriptors[uri]
         descriptor = None
-        folder = export_marks.private_folder()
+        folder = shared_folder.private_folder()
         if folder is not None:
             digest = hashlib.sha256(uri.encode("utf-8")).hexdigest()[:32]
             path = os.path.join(folder, digest + ".list-changes")

@@ -72,7 +72,7 @@ class DisksMixin:
 
     def _device_lock(self, found):
         """Return a context manager that holds the lock of ``found``'s
-        device changes in this process."""
+        device changes in the service processes of the machine."""
         return guest_lock(self.type_name, self.host, found.ref._moId)
 
     def _reconfigure(self, ref, method="ReconfigVM_Task", **spec_fields):

@@ -7,6 +7,7 @@ only through the ``template`` key of a guest creation.
 from pyVmomi import vim
 
 from simplestack import errors
+from simplestack.adapters.guest_locks import name_lock
 from simplestack.adapters.vmware.constants import (
     GIB, TOOLS_STATUS, state_of)
 from simplestack.adapters.vmware.inventory import is_uuid
@@ -131,6 +132,14 @@ class GuestRecordsMixin:
         """Return the names of every VM and template."""
         return {item.get("name") for item in self._retrieve(
             {vim.VirtualMachine: ("name",)})[vim.VirtualMachine]}
+
+    def _name_lock(self, name):
+        """Return a context manager that holds the lock of guest name
+        ``name`` on this host in the service processes of the machine, or
+        does nothing for no name. vSphere keeps names unique per folder
+        only, and the simulator not at all, so a request holds it from
+        _check_free_name until the guest has the name."""
+        return name_lock(self.type_name, self.host, name)
 
     def _check_free_name(self, name):
         if name in self._names_in_use():

@@ -109,6 +109,10 @@ class GuestsMixin:
     # -- create -----------------------------------------------------------------
 
     def create_guest(self, spec):
+        with self._name_lock(spec.get("name")):
+            return self._create_guest(spec)
+
+    def _create_guest(self, spec):
         unknown = set(spec) - CREATE_KEYS
         if unknown:
             raise errors.FeatureNotImplemented(
@@ -205,6 +209,10 @@ class GuestsMixin:
     # -- update -----------------------------------------------------------------
 
     def update_guest(self, guest_id, changes):
+        with self._name_lock(changes.get("name")):
+            return self._update_guest(guest_id, changes)
+
+    def _update_guest(self, guest_id, changes):
         unknown = set(changes) - UPDATE_KEYS
         if unknown:
             raise errors.FeatureNotImplemented(
@@ -283,6 +291,10 @@ class GuestsMixin:
         self._run("Destroy_Task", found.ref)
 
     def clone_guest(self, guest_id, name):
+        with self._name_lock(name):
+            return self._clone_guest(guest_id, name)
+
+    def _clone_guest(self, guest_id, name):
         validate_name("guest", name)
         found = self._guest(guest_id, ("name", "runtime.powerState",
                                        "parent", "resourcePool"))

@@ -194,7 +194,14 @@ class ImagesMixin:
         if name is None:
             name = descriptor_name(descriptor)
             validate_name("guest", name)
+        # The name was checked before the upload began, but only the lock
+        # keeps another request from taking it until the import ends.
+        with self._name_lock(name):
             self._check_free_name(name)
+            return self._import_named_ova(archive, descriptor, name,
+                                          storage_id)
+
+    def _import_named_ova(self, archive, descriptor, name, storage_id):
         datacenter = self._datacenter()
         datastore, pool = self._placement(datacenter, storage_id)
         params = vim.OvfManager.CreateImportSpecParams(entityName=name)

@@ -5,11 +5,10 @@ and any other identifier as a name, which must then name exactly one
 object: XAPI does not keep names unique.
 """
 
-import contextlib
 import re
 
 from simplestack import errors
-from simplestack.adapters.guest_locks import guest_lock
+from simplestack.adapters.guest_locks import name_lock
 from simplestack.adapters.xen.constants import NULL_REF
 from simplestack.adapters.xen.failures import NOT_FOUND_CODES, is_gone
 from simplestack.adapters.xen.records import (
@@ -203,17 +202,16 @@ class LookupsMixin:
                           accept_name=is_guest)
 
     def _name_lock(self, name):
-        """Return a context manager that holds, in this process, the lock of
-        guest name ``name`` on this host, or does nothing for no name.
+        """Return a context manager that holds the lock of guest name
+        ``name`` on this host in the service processes of the machine, or
+        does nothing for no name.
 
         XAPI allows several VMs with one name, so a request checks that a
         name is free and then takes it. Two requests for one name that
         interleave would both pass the check.
-        NOTE: another service process or XAPI client can still interleave.
+        NOTE: another XAPI client can still interleave.
         """
-        if not isinstance(name, str):
-            return contextlib.nullcontext()
-        return guest_lock(self.type_name, self.host, "name", name)
+        return name_lock(self.type_name, self.host, name)
 
     def _check_guest_name_free(self, name, own_ref=None):
         refs = self._call("VM.get_by_name_label", name)
