@@ -9,7 +9,7 @@ processes of the machine.
 
 NOTE: another libvirt client can still change a guest at the same time,
 and then libvirt's own checks reject the later change (409 Conflict or
-502). The MAC lock lives in this process only.
+502).
 """
 
 import collections
@@ -21,9 +21,10 @@ from simplestack.adapters.guest_locks import guest_lock
 from simplestack.adapters.libvirt import export_marks
 from simplestack.adapters.libvirt.constants import DRIVER_GAPS
 
-# MACs must be unique across guests, so choosing and attaching a MAC is
-# serialized across all guests of the process.
-_mac_lock = threading.Lock()
+#: The guest_lock key of MAC choices. MACs must be unique across guests, so
+#: choosing and attaching a MAC is serialized across all guests, in the
+#: service processes of the machine. No guest UUID has this form.
+MAC_LOCK_KEY = ("libvirt", "macs")
 
 # Lower-case domain UUID -> exports of the guest's disk in progress in this
 # process. An export begins while it holds the guest's lock, so a change
@@ -100,4 +101,6 @@ class LocksMixin:
 
     @staticmethod
     def _mac_lock():
-        return _mac_lock
+        """Return a context manager that holds the lock of MAC choices.
+        Take it inside a guest's lock, never the other way round."""
+        return guest_lock(*MAC_LOCK_KEY)
