@@ -92,12 +92,12 @@ def guest_lock(*key):
                 del _depths[key]
 
 
-def name_lock(type_name, host, name):
-    """Return a context manager that holds the lock of guest name ``name``
-    on the host, or does nothing when ``name`` is not a string."""
+def name_lock(type_name, host, name, kind="guest"):
+    """Return a context manager that holds the lock of the ``kind`` name
+    ``name`` on the host, or does nothing when ``name`` is not a string."""
     if not isinstance(name, str):
         return contextlib.nullcontext()
-    return guest_lock(type_name, host, "name", name)
+    return guest_lock(type_name, host, kind, "name", name)
 
 
 @contextlib.contextmanager

@@ -18,6 +18,7 @@ import logging
 from pyVmomi import vim
 
 from simplestack import errors
+from simplestack.adapters.guest_locks import name_lock
 from simplestack.adapters.vmware.inventory import validate_name
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,13 @@ class NetworksMixin:
     """Methods of VmwareAdapter that create networks."""
 
     def create_network(self, spec):
+        # The name stays locked from the check that it is free to the
+        # creation.
+        with name_lock(self.type_name, self.host, spec.get("name"),
+                       kind="network"):
+            return self._create_network(spec)
+
+    def _create_network(self, spec):
         from_network = spec.get("from_network")
         if from_network is None:
             raise self.not_implemented(

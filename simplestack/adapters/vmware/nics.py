@@ -5,6 +5,7 @@ import re
 from pyVmomi import vim
 
 from simplestack import errors
+from simplestack.adapters.guest_locks import name_lock
 from simplestack.adapters.vmware.devices import (
     Device, devices_of, new_nic_spec, nic_backing, nics_of)
 from simplestack.adapters.vmware.disks import DISK_PATHS
@@ -101,11 +102,14 @@ class NicsMixin:
                 % (spec.get("network"),))
         found = self._guest(guest_id, DISK_PATHS)
         network = self._network(spec["network"])
-        if mac is not None and mac in self._macs_in_use():
-            raise errors.Conflict("MAC address %s is in use already" % mac)
         # The new NIC is the one that was not there before, so no other add
-        # on this guest may run in between.
-        with self._device_lock(found):
+        # on this guest may run in between, and an explicit MAC stays
+        # locked from the check that it is free to the add.
+        with self._device_lock(found), name_lock(self.type_name, self.host,
+                                                 mac, kind="mac"):
+            if mac is not None and mac in self._macs_in_use():
+                raise errors.Conflict("MAC address %s is in use already"
+                                      % mac)
             found = self._properties(found.ref, DISK_PATHS)
             before = {nic.key for nic in nics_of(devices_of(found))}
 

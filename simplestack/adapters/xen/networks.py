@@ -3,6 +3,7 @@
 import logging
 
 from simplestack import errors
+from simplestack.adapters.guest_locks import name_lock
 from simplestack.adapters.xen.lookups import validate_name
 from simplestack.adapters.xen.records import network_record
 from simplestack.adapters.xen.rollback import Rollback
@@ -25,6 +26,13 @@ class NetworksMixin:
                               self._records("PIF", network["PIFs"]))
 
     def create_network(self, spec):
+        # XAPI allows several networks with one name, so the name stays
+        # locked from the check below to the creation.
+        with name_lock(self.type_name, self.host, spec.get("name"),
+                       kind="network"):
+            return self._create_network(spec)
+
+    def _create_network(self, spec):
         name = spec.get("name")
         validate_name("network", name)
         vlan = spec.get("vlan")

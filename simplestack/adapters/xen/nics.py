@@ -4,6 +4,7 @@ import logging
 import re
 
 from simplestack import errors
+from simplestack.adapters.guest_locks import name_lock
 from simplestack.adapters.xen.constants import BITS_PER_KBPS
 from simplestack.adapters.xen.records import nic_record, state_of
 from simplestack.adapters.xen.rollback import Rollback
@@ -87,18 +88,25 @@ class NicsMixin:
         vm_ref, vm = self._guest(guest_id)
         network_ref = self._network_by_name(spec["network"])
         mac = spec.get("mac")
-        if mac is not None:
+        if mac is None:
+            vif_ref = self._add_vif(vm_ref, network_ref)
+        else:
             mac = mac.lower()
             if not MAC_PATTERN.match(mac):
                 raise errors.InvalidArguments(
                     "invalid MAC address %r; expected six colon-separated "
                     "hex bytes" % spec["mac"])
-            for vif in self._vifs(vm).values():
-                if vif["MAC"].lower() == mac:
-                    raise errors.Conflict("guest %s already has a network "
-                                          "interface with MAC %s"
-                                          % (guest_id, mac))
-        vif_ref = self._add_vif(vm_ref, network_ref, mac)
+            # XAPI allows one MAC on several VIFs of a VM, so the MAC stays
+            # locked from the check that the guest lacks it to the add.
+            with name_lock(self.type_name, self.host,
+                           "%s %s" % (vm["uuid"], mac), kind="mac"):
+                vm = self._record("VM", vm_ref)
+                for vif in self._vifs(vm).values():
+                    if vif["MAC"].lower() == mac:
+                        raise errors.Conflict(
+                            "guest %s already has a network interface with "
+                            "MAC %s" % (guest_id, mac))
+                vif_ref = self._add_vif(vm_ref, network_ref, mac)
         logger.info("added network interface to guest %s on %s",
                     vm["uuid"], self.host)
         return self._nic_records({vif_ref: self._record("VIF", vif_ref)})[0]
