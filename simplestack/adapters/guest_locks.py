@@ -9,10 +9,14 @@ hypervisor allows several guests with one name, a request holds the lock
 of the name from the check that it is free to the creation.
 
 production.ini runs several gunicorn workers, so a lock is an RLock in the
-process and a POSIX record lock (fcntl(2) F_SETLKW, through fcntl.lockf)
-on one byte of LOCK_FILE in shared_folder.SHARED_DIR, at an offset taken
-from the key's SHA-256 digest. The kernel releases record locks when their
-process exits, however it exits.
+process and an open file description lock (fcntl(2) F_OFD_SETLKW, Linux
+3.15 and later) on one byte of LOCK_FILE in shared_folder.SHARED_DIR, at
+an offset taken from the key's SHA-256 digest. The kernel releases such
+locks when their process exits, however it exits. Traditional POSIX
+record locks (fcntl.lockf) belong to a process, so the kernel's deadlock
+detection failed requests with EDEADLK when two threaded workers each
+held one lock and waited for the other's, though the holders did not
+wait.
 
 NOTE: the locks cover the processes of one machine and user with the same
 temporary folder. A service process elsewhere, or another client of the
@@ -24,6 +28,7 @@ import fcntl
 import hashlib
 import logging
 import os
+import struct
 import threading
 import weakref
 
@@ -31,11 +36,14 @@ from simplestack.adapters import shared_folder
 
 logger = logging.getLogger(__name__)
 
-#: The file of the record locks, in shared_folder.SHARED_DIR.
+#: The file of the locks, in shared_folder.SHARED_DIR.
 LOCK_FILE = "guest-locks"
 
 #: Keys map to offsets below 2 ** OFFSET_BITS, within Linux's off_t.
 OFFSET_BITS = 62
+
+#: Linux's struct flock: l_type, l_whence, l_start, l_len, l_pid, padding.
+FLOCK_STRUCT = struct.Struct("hhqqi4x")
 
 # Key -> RLock. An entry lives while a request holds or waits for its lock,
 # so the map does not grow with every guest ever changed.
@@ -44,17 +52,23 @@ _locks_lock = threading.Lock()
 # Key -> depth of the holder's nested guest_lock calls. Only the thread that
 # holds the key's RLock reads or writes the key's entry.
 _depths = {}
-# The descriptor of LOCK_FILE, opened once: closing any descriptor of the
-# file would release every record lock of the process on it. None before
-# the first use, False when the file cannot be used.
+# The descriptor of LOCK_FILE, opened once per process: the threads of the
+# process share its locks, and the RLocks keep them apart. None before the
+# first use, False when the file cannot be used.
 _descriptor = None
 _descriptor_lock = threading.Lock()
 
 
 def _forget_held_locks():
-    # A child process of a holder does not hold the record locks, so it
-    # must not take the holder's RLocks and depths for its own.
-    global _locks, _locks_lock, _depths, _descriptor_lock
+    # A child process shares the parent's open file description, and with
+    # it the parent's locks, so it opens the file again. It must not take
+    # the parent's RLocks and depths for its own either.
+    global _locks, _locks_lock, _depths, _descriptor, _descriptor_lock
+    if _descriptor:
+        # The parent's locks stay: its own descriptor keeps the open file
+        # description.
+        os.close(_descriptor)
+    _descriptor = None
     _locks = weakref.WeakValueDictionary()
     _locks_lock = threading.Lock()
     _depths = {}
@@ -102,20 +116,24 @@ def name_lock(type_name, host, name, kind="guest"):
 
 @contextlib.contextmanager
 def _process_lock(key):
-    """Hold the record lock of ``key`` against the other processes."""
+    """Hold the lock of ``key`` against the other processes."""
     descriptor = _lock_descriptor()
     if descriptor is None:
         yield
         return
     digest = hashlib.sha256(repr(key).encode("utf-8")).digest()
     offset = int.from_bytes(digest[:8], "big") >> (64 - OFFSET_BITS)
-    # NOTE: fcntl(2) fails with EDEADLK when two processes would wait for
-    # each other's record locks, and the request then fails with a 500.
-    fcntl.lockf(descriptor, fcntl.LOCK_EX, 1, offset)
+    _set_lock(descriptor, fcntl.F_WRLCK, offset)
     try:
         yield
     finally:
-        fcntl.lockf(descriptor, fcntl.LOCK_UN, 1, offset)
+        _set_lock(descriptor, fcntl.F_UNLCK, offset)
+
+
+def _set_lock(descriptor, lock_type, offset):
+    """Take (F_WRLCK, waiting) or release (F_UNLCK) the byte at ``offset``."""
+    fcntl.fcntl(descriptor, fcntl.F_OFD_SETLKW, FLOCK_STRUCT.pack(
+        lock_type, os.SEEK_SET, offset, 1, 0))
 
 
 def _lock_descriptor():

@@ -5,6 +5,7 @@ HOLD_SECONDS while this process requests it.
 """
 
 import multiprocessing
+import threading
 import time
 
 from simplestack.adapters.guest_locks import guest_lock, name_lock
@@ -87,3 +88,55 @@ def test_nested_lock_of_one_key_reenters():
 def test_name_lock_without_name_is_no_lock():
     with name_lock("xen", "host", None):
         pass
+
+
+def hold_one_then_take_other(held, wanted, results):
+    """In one process, hold ``held`` for HOLD_SECONDS in one thread while
+    another thread takes ``wanted`` after a pause; put what it got on
+    ``results``."""
+    outcome = []
+
+    def take_later():
+        time.sleep(HOLD_SECONDS / 4)
+        try:
+            with guest_lock(*wanted):
+                outcome.append("taken")
+        except OSError as error:
+            outcome.append(repr(error))
+
+    holder = threading.Thread(
+        target=lambda: hold_for(held, HOLD_SECONDS))
+    taker = threading.Thread(target=take_later)
+    holder.start()
+    taker.start()
+    holder.join()
+    taker.join()
+    results.put(outcome)
+
+
+def hold_for(key, seconds):
+    with guest_lock(*key):
+        time.sleep(seconds)
+
+
+def test_crossed_waits_of_threads_are_no_deadlock():
+    # Each process holds one lock in one thread and waits for the other's
+    # in another. The holders wait for nothing, so both waits end. POSIX
+    # record locks belong to the process, and the kernel failed one wait
+    # with EDEADLK.
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    first, second = ("sstest-locks-cross-1",), ("sstest-locks-cross-2",)
+    processes = [
+        context.Process(target=hold_one_then_take_other,
+                        args=(first, second, results)),
+        context.Process(target=hold_one_then_take_other,
+                        args=(second, first, results)),
+    ]
+    for process in processes:
+        process.start()
+    outcomes = [results.get(timeout=10 * HOLD_SECONDS) for _ in processes]
+    for process in processes:
+        process.join(10)
+
+    assert outcomes == [["taken"], ["taken"]]
