@@ -28,10 +28,12 @@ from xml.sax.saxutils import escape, quoteattr
 import libvirt
 import pytest
 
+from simplestack.adapters import shared_folder
 from simplestack.adapters.libvirt import (
-    description_cache, guest_records, network_handles)
+    description_cache, guest_records, network_handles, shared_changes)
 from simplestack.sessions import sessions_of
 from tests import backends
+from tests.conftest import make_token
 from tests.libvirt_fixtures import open_connection, remove_domain
 from tests.test_sessions_libvirt import needs_qemu, service
 
@@ -199,7 +201,7 @@ def pooled_adapter(app):
 
 
 def kept_network_uuids(adapter):
-    _listed_at, active = adapter._network_handles
+    _listed_at, active, _generation = adapter._network_handles
     return {name: network.UUIDString() for name, network in active.items()}
 
 
@@ -209,7 +211,7 @@ def listed_network_uuids():
     _listed_at, identities = description_cache.descriptions.active_networks(
         LOCAL_URI)
     return {name: str(uuid_module.UUID(bytes=uuid))
-            for name, uuid in identities.items()}
+            for name, uuid in identities.items() if uuid is not None}
 
 
 @pytest.fixture(params=["plain", "pooled"])
@@ -334,7 +336,11 @@ def test_stopped_network_leases_end_after_max_age(connection, any_api,
     assert network.name not in listed_network_uuids()
 
 
-def test_started_network_is_listed_again(connection, any_api, caplog):
+def test_started_network_leases_after_max_age(connection, any_api, caplog,
+                                              monkeypatch):
+    max_age = 2.0
+    monkeypatch.setattr(guest_records, "NETWORK_HANDLES_MAX_AGE_SECONDS",
+                        max_age)
     _app, api = any_api
     network = DhcpNetwork(connection, persistent=True)
     try:
@@ -342,19 +348,33 @@ def test_started_network_is_listed_again(connection, any_api, caplog):
         with defined_guest(connection, ("network", network.name)) as (
                 guest_id, mac):
             first, _calls = list_guests(api, caplog)
+            listed_at, identities = (
+                description_cache.descriptions.active_networks(LOCAL_URI))
+            _again, again_calls = list_guests(api, caplog)
             network.start()
             address = network.record_lease(mac, 20)
-            second, _calls = list_guests(api, caplog)
+            soon, soon_calls = list_guests(api, caplog)
+            soon_ended_at = time.monotonic()
+            time.sleep(max(0, listed_at + max_age + 0.1 - time.monotonic()))
+            later, _calls = list_guests(api, caplog)
     finally:
         network.remove()
 
     assert first[guest_id]["ip"] is None
-    assert second[guest_id]["ip"] == address
-    assert network.name in listed_network_uuids()
+    # The listing keeps the inactive network's name, so that the next
+    # lists do not list again for it.
+    assert identities[network.name] is None
+    if soon_ended_at - listed_at <= max_age:
+        assert soon[guest_id]["ip"] is None
+        assert soon_calls == again_calls
+    assert later[guest_id]["ip"] == address
+    assert listed_network_uuids()[network.name] == network.network.UUIDString()
 
 
-def test_network_created_by_service_relists(connection, any_api, caplog):
-    _app, api = any_api
+def lists_around_network_post(connection, api, caplog, headers=None):
+    """List the guests, create a network through the service with
+    ``headers``, list again; return (name, POST response, the process's
+    listing right after the POST, calls before, calls after)."""
     name = backends.unique_name("made")
     with dhcp_network(connection) as network, \
             defined_guest(connection, ("network", network.name)) as (
@@ -364,7 +384,8 @@ def test_network_created_by_service_relists(connection, any_api, caplog):
         _records, calls = list_guests(api, caplog)
         try:
             response = api.post_json("/qemu/localhost/networks",
-                                     {"name": name}, status=201)
+                                     {"name": name}, headers=headers,
+                                     status=201)
             listed_after_post = (
                 description_cache.descriptions.active_networks(LOCAL_URI))
             _records, calls_after_post = list_guests(api, caplog)
@@ -374,6 +395,13 @@ def test_network_created_by_service_relists(connection, any_api, caplog):
                 if created.isActive():
                     created.destroy()
                 created.undefine()
+    return name, response, listed_after_post, calls, calls_after_post
+
+
+def test_network_created_by_service_relists(connection, any_api, caplog):
+    _app, api = any_api
+    name, response, listed_after_post, calls, calls_after_post = (
+        lists_around_network_post(connection, api, caplog))
 
     assert response.json["name_label"] == name
     assert listed_after_post is None
@@ -381,6 +409,49 @@ def test_network_created_by_service_relists(connection, any_api, caplog):
     # one.
     assert calls_after_post == calls + 1
     assert name in listed_network_uuids()
+
+
+def test_network_change_reaches_other_pooled_connections(
+        connection, pooled_api, caplog):
+    app, api = pooled_api
+    # A second pooled connection, of other credentials, creates the
+    # network.
+    other_token = {"x-simplestack-hypervisor-token": make_token(
+        username="another-user")}
+    name, _response, _listed, calls, calls_after_post = (
+        lists_around_network_post(connection, api, caplog, other_token))
+
+    assert len(sessions_of(app.registry)._idle) == 2
+    # The first connection lists the networks again instead of using the
+    # handles it kept.
+    assert calls_after_post == calls + 1
+    assert name in listed_network_uuids()
+
+
+def test_network_change_reaches_other_processes(tmp_path, monkeypatch):
+    """Two caches with change logs in one folder stand for two service
+    processes."""
+    monkeypatch.setattr(shared_folder, "private_folder", lambda: str(tmp_path))
+    changing = description_cache.DescriptionCache(
+        change_log=shared_changes.ChangeLog())
+    listing = description_cache.DescriptionCache(
+        change_log=shared_changes.ChangeLog())
+    uuids = {"sstest-net": bytes(range(16))}
+    generation = listing.network_generation(LOCAL_URI)
+    listing.store_active_networks(LOCAL_URI, time.monotonic(), uuids,
+                                  generation)
+    stored = listing.active_networks(LOCAL_URI)
+
+    changing.discard_active_networks(LOCAL_URI)
+    later_generation = listing.network_generation(LOCAL_URI)
+
+    assert stored[1] == uuids
+    assert later_generation == generation + 1
+    assert listing.active_networks(LOCAL_URI) is None
+    # A listing that began before the change is not kept.
+    listing.store_active_networks(LOCAL_URI, time.monotonic(), uuids,
+                                  generation)
+    assert listing.active_networks(LOCAL_URI) is None
 
 
 # What the service process of test_lists_send_what_they_count runs: three

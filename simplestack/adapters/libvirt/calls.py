@@ -141,9 +141,8 @@ class CallsMixin:
                 isinstance(owner, libvirt.virConnect)
                 and function.__name__.startswith("network")):
             # A network started, stopped, defined or removed here shows in
-            # the next list of this process.
+            # the next list of every service process.
             cache.discard_active_networks(uri)
-            self._network_handles = None
         elif isinstance(owner, (libvirt.virConnect, libvirt.virStoragePool,
                                 libvirt.virStorageVol)):
             # The disk sizes of the cached entries come from pools and volumes.

@@ -21,7 +21,8 @@ a guest agent that connects) shows after at most MAX_AGE_SECONDS.
 
 The cache also keeps the names and UUIDs of the active networks that the
 last listing of each URI found, from which guest lists make network
-handles without a call (see network_handles).
+handles without a call (see network_handles). A network change made
+through any service process drops them, through the same change log.
 """
 
 import collections
@@ -33,6 +34,11 @@ from simplestack.adapters.libvirt import shared_changes
 #: Maximum age of an entry, in seconds. It bounds how long a list can show a
 #: definition that was changed outside the service.
 MAX_AGE_SECONDS = 10.0
+
+#: The change log record that stands for a change of the networks of a URI.
+#: No domain is likely to have this UUID, and one that had it would only
+#: drop the kept networks along with its own entry.
+NETWORKS_CHANGED = b"\xff" * 16
 
 #: Prefix of the URIs of libvirt's test driver, whose hosts live in each
 #: process, so that no other process changes them.
@@ -79,16 +85,26 @@ class DescriptionCache:
         self._hostnames = {}
         # uri -> (time.monotonic() of the listing, {name: UUID bytes})
         self._networks = {}
+        # uri -> count of the network changes seen, see network_generation
+        self._network_generations = {}
 
     def generation(self, uri):
         """Drop the entries of the domains that other processes changed;
         return the generation of ``uri``, for ``put``."""
-        if self._shares_changes(uri):
-            changed = self.change_log.changed_domains(uri)
-            if changed:
-                self._drop(uri, changed)
+        self._apply_shared_changes(uri)
         with self._lock:
             return self._generations.get(uri, 0)
+
+    def _apply_shared_changes(self, uri):
+        """Drop what the other processes changed since the last call."""
+        if not self._shares_changes(uri):
+            return
+        changed = self.change_log.changed_domains(uri)
+        if NETWORKS_CHANGED in changed:
+            changed.discard(NETWORKS_CHANGED)
+            self._drop_networks(uri)
+        if changed:
+            self._drop(uri, changed)
 
     def _shares_changes(self, uri):
         return self.change_log is not None and not uri.startswith(
@@ -154,6 +170,17 @@ class DescriptionCache:
         with self._lock:
             self._hostnames[uri] = (self.clock(), hostname)
 
+    def network_generation(self, uri):
+        """Return the count of the network changes of ``uri`` seen so far,
+        those of the other processes included.
+
+        A listing of the networks, or handles kept from it, is valid while
+        the count is the one read before the listing.
+        """
+        self._apply_shared_changes(uri)
+        with self._lock:
+            return self._network_generations.get(uri, 0)
+
     def active_networks(self, uri):
         """Return (listed_at, {name: UUID bytes}) of the last listing of
         the active networks of ``uri``, or None. The caller checks the age:
@@ -161,12 +188,24 @@ class DescriptionCache:
         with self._lock:
             return self._networks.get(uri)
 
-    def store_active_networks(self, uri, listed_at, identities):
+    def store_active_networks(self, uri, listed_at, identities, generation):
+        """Keep a listing unless a network of ``uri`` changed since
+        ``generation`` was read."""
         with self._lock:
-            self._networks[uri] = (listed_at, identities)
+            if self._network_generations.get(uri, 0) == generation:
+                self._networks[uri] = (listed_at, identities)
 
     def discard_active_networks(self, uri):
+        """Drop the listing of the networks of ``uri``, in this process
+        and in the others."""
+        self._drop_networks(uri)
+        if self._shares_changes(uri):
+            self.change_log.record(uri, NETWORKS_CHANGED)
+
+    def _drop_networks(self, uri):
         with self._lock:
+            self._network_generations[uri] = (
+                self._network_generations.get(uri, 0) + 1)
             self._networks.pop(uri, None)
 
 

@@ -28,23 +28,25 @@ from simplestack.adapters.libvirt.domain_xml import DomainDescription
 logger = logging.getLogger(__name__)
 
 
-#: Seconds for which a listing of the active networks stands in for a new
-#: one, on its connection and on the later connections of this process.
+#: Seconds for which a listing of the active networks replaces a new one,
+#: on its connection and on the later connections of this process.
 #: description_cache has the same bound for other changes made outside
-#: this process.
+#: the service.
 # NOTE: DHCPLeases of a network that is stopped but stays defined still
 # returns its last leases (libvirt 9.0), and only a call would show the
 # stop. So a list can show those addresses for up to this long after a
-# stop made outside this process.
+# stop made outside the service, and the leases of a network started
+# outside it show up to this long late.
 NETWORK_HANDLES_MAX_AGE_SECONDS = description_cache.MAX_AGE_SECONDS
 
 
 class GuestRecordsMixin:
     """Methods of LibvirtAdapter that build guest records."""
 
-    #: (time.monotonic() of the listing, {name: virNetwork}) of the active
-    #: networks of the open connection, or None. The connection's open and
-    #: close drop it, because the handles belong to that connection.
+    #: (time.monotonic() of the listing, {name: virNetwork}, network
+    #: generation of the listing) of the active networks of the open
+    #: connection, or None. The connection's open and close drop it,
+    #: because the handles belong to that connection.
     _network_handles = None
 
     def _guest_record(self, description, state, disk_sizes, leases,
@@ -101,14 +103,15 @@ class GuestRecordsMixin:
         active networks come from an earlier listing (see _kept_networks),
         or from a new one when a name is missing from it, when it is older
         than NETWORK_HANDLES_MAX_AGE_SECONDS, or when a kept network turns
-        out to be destroyed. A name that is no active network is skipped.
+        out to be destroyed. A name that no active network has is skipped,
+        and the listing keeps it as such.
         """
         if DRIVER_GAPS[self.driver].get("dhcp_leases") or not network_names:
             return {}
         active = self._kept_networks(network_names)
         listed = active is None
         if listed:
-            active = self._list_active_networks()
+            active = self._list_active_networks(network_names)
         names = sorted(network_names)
         leases = {}
         index = 0
@@ -122,7 +125,7 @@ class GuestRecordsMixin:
                 # under its name (a new UUID). A kept handle gets one new
                 # listing and this network is asked again.
                 if not listed:
-                    active = self._list_active_networks()
+                    active = self._list_active_networks(network_names)
                     listed = True
                     continue
                 entries = ()
@@ -149,49 +152,59 @@ class GuestRecordsMixin:
         The handles are those this connection kept from its last listing,
         else handles made from the names and UUIDs of this process's last
         listing on the same URI (see network_handles). Either must have
-        every name and be at most NETWORK_HANDLES_MAX_AGE_SECONDS old.
+        every name, be at most NETWORK_HANDLES_MAX_AGE_SECONDS old, and
+        come from a listing made after the last network change seen
+        (description_cache's network_generation).
         """
-        kept = self._network_handles
-        if kept is None or not self._covers(kept, network_names):
-            identities = description_cache.descriptions.active_networks(
-                self._description_cache_uri())
-            if identities is None or not self._covers(identities,
-                                                      network_names):
+        cache = description_cache.descriptions
+        uri = self._description_cache_uri()
+        generation = cache.network_generation(uri)
+        listing = self._network_handles
+        if (listing is None or listing[2] != generation
+                or not _covers(listing[0], listing[1], network_names)):
+            identities = cache.active_networks(uri)
+            if identities is None or not _covers(*identities, network_names):
                 return None
-            kept = self._handles_from_identities(identities)
-            if kept is None:
+            listing = self._handles_from_identities(*identities, generation)
+            if listing is None:
                 return None
-            self._network_handles = kept
-        return kept[1]
+            self._network_handles = listing
+        return listing[1]
 
-    @staticmethod
-    def _covers(listing, network_names):
-        listed_at, networks = listing
-        return (time.monotonic() - listed_at <= NETWORK_HANDLES_MAX_AGE_SECONDS
-                and network_names.issubset(networks))
-
-    def _handles_from_identities(self, identities):
-        listed_at, uuids = identities
+    def _handles_from_identities(self, listed_at, uuids, generation):
         handles = {}
         for name, uuid in uuids.items():
-            network = network_handles.network_handle(self.conn, name, uuid)
-            if network is None:
-                return None
+            network = None
+            if uuid is not None:
+                network = network_handles.network_handle(self.conn, name,
+                                                         uuid)
+                if network is None:
+                    return None
             handles[name] = network
-        return listed_at, handles
+        return listed_at, handles, generation
 
-    def _list_active_networks(self):
+    def _list_active_networks(self, network_names):
         """List the active networks, and keep their handles for the later
         requests on this connection and their UUIDs for the later
-        connections of this process."""
+        connections of this process.
+
+        Returns {name: virNetwork}, with None for each of
+        ``network_names`` that no active network has, so that the lists
+        after it do not list again for a stopped network.
+        """
+        cache = description_cache.descriptions
+        uri = self._description_cache_uri()
+        generation = cache.network_generation(uri)
         listed_at = time.monotonic()
         active = {network.name(): network for network in self._call(
             self.conn.listAllNetworks,
             libvirt.VIR_CONNECT_LIST_NETWORKS_ACTIVE)}
-        self._network_handles = (listed_at, active)
-        description_cache.descriptions.store_active_networks(
-            self._description_cache_uri(), listed_at,
-            {name: network.UUID() for name, network in active.items()})
+        identities = {name: network.UUID()
+                      for name, network in active.items()}
+        for name in network_names.difference(active):
+            active[name] = identities[name] = None
+        self._network_handles = (listed_at, active, generation)
+        cache.store_active_networks(uri, listed_at, identities, generation)
         return active
 
     def _stats_groups(self):
@@ -427,6 +440,13 @@ class GuestRecordsMixin:
 
     def get_guest(self, guest_id):
         return self._guest_from_domain(self._domain(guest_id))
+
+
+def _covers(listed_at, networks, network_names):
+    """Tell whether a listing of ``networks`` made at ``listed_at`` is at
+    most NETWORK_HANDLES_MAX_AGE_SECONDS old and has every name."""
+    return (time.monotonic() - listed_at <= NETWORK_HANDLES_MAX_AGE_SECONDS
+            and network_names.issubset(networks))
 
 
 class DiskSource(collections.namedtuple("DiskSource", "target path")):
