@@ -152,7 +152,9 @@ class SessionManager:
         host_key = (hypervisor_type.name, canonical_host(host))
         pool_key = None
         if self._reuse_enabled(hypervisor_type):
-            pool_key = host_key + (self._digest(credentials),)
+            pool_key = host_key + (self._digest(
+                hypervisor_type.adapter_class.pool_credentials(
+                    hypervisor_type.config, host, credentials)),)
 
         idle_timeout = hypervisor_type.service[IDLE_TIMEOUT_KEY]
         with self._lock:

@@ -52,6 +52,21 @@ def test_qemu_connection_is_reused(pooled_qemu):
 
 
 @needs_qemu
+def test_local_tokens_share_one_connection(pooled_qemu):
+    """libvirtd's local socket checks the service's own user, not the
+    token, so every token shares the pooled connections to it."""
+    app, api = pooled_qemu
+    before = len(libvirtd_client_ids())
+    for number in range(5):
+        api.get("/qemu/localhost/guests", headers={
+            "x-simplestack-hypervisor-token": make_token(
+                username="user-%d" % number)})
+
+    assert len(libvirtd_client_ids()) == before + 1
+    assert sessions_of(app.registry).idle_count() == 1
+
+
+@needs_qemu
 def test_closed_pooled_connection_is_replaced(pooled_qemu):
     app, api = pooled_qemu
     api.get("/qemu/localhost/guests")

@@ -33,7 +33,6 @@ from simplestack.adapters.libvirt import (
     description_cache, guest_records, network_handles, shared_changes)
 from simplestack.sessions import sessions_of
 from tests import backends
-from tests.conftest import make_token
 from tests.libvirt_fixtures import open_connection, remove_domain
 from tests.test_sessions_libvirt import needs_qemu, service
 
@@ -371,9 +370,10 @@ def test_started_network_leases_after_max_age(connection, any_api, caplog,
     assert listed_network_uuids()[network.name] == network.network.UUIDString()
 
 
-def lists_around_network_post(connection, api, caplog, headers=None):
-    """List the guests, create a network through the service with
-    ``headers``, list again; return (name, POST response, the process's
+def lists_around_network_post(connection, api, caplog,
+                              other_host="localhost"):
+    """List the guests, create a network through the service at
+    ``other_host``, list again; return (name, POST response, the process's
     listing right after the POST, calls before, calls after)."""
     name = backends.unique_name("made")
     with dhcp_network(connection) as network, \
@@ -383,9 +383,8 @@ def lists_around_network_post(connection, api, caplog, headers=None):
         list_guests(api, caplog)
         _records, calls = list_guests(api, caplog)
         try:
-            response = api.post_json("/qemu/localhost/networks",
-                                     {"name": name}, headers=headers,
-                                     status=201)
+            response = api.post_json("/qemu/%s/networks" % other_host,
+                                     {"name": name}, status=201)
             listed_after_post = (
                 description_cache.descriptions.active_networks(LOCAL_URI))
             _records, calls_after_post = list_guests(api, caplog)
@@ -411,17 +410,20 @@ def test_network_created_by_service_relists(connection, any_api, caplog):
     assert name in listed_network_uuids()
 
 
-def test_network_change_reaches_other_pooled_connections(
-        connection, pooled_api, caplog):
-    app, api = pooled_api
-    # A second pooled connection, of other credentials, creates the
-    # network.
-    other_token = {"x-simplestack-hypervisor-token": make_token(
-        username="another-user")}
-    name, _response, _listed, calls, calls_after_post = (
-        lists_around_network_post(connection, api, caplog, other_token))
+def test_network_change_reaches_other_pooled_connections(connection,
+                                                          caplog):
+    # Two names of the local host: two pools of connections, one URI.
+    app, api = service("qemu", session_reuse="true",
+                       local_hosts="localhost 127.0.0.1")
+    try:
+        name, _response, _listed, calls, calls_after_post = (
+            lists_around_network_post(connection, api, caplog,
+                                      other_host="127.0.0.1"))
+        pools = len(sessions_of(app.registry)._idle)
+    finally:
+        sessions_of(app.registry).shutdown()
 
-    assert len(sessions_of(app.registry)._idle) == 2
+    assert pools == 2
     # The first connection lists the networks again instead of using the
     # handles it kept.
     assert calls_after_post == calls + 1

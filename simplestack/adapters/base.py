@@ -203,6 +203,13 @@ class Adapter:
         requests, one at a time. False here: an adapter opts in."""
         return False
 
+    @classmethod
+    def pool_credentials(cls, config, host, credentials):
+        """Return the credentials that tell pooled connections to ``host``
+        apart: ``credentials`` here. An adapter returns None for a host
+        whose connections ignore them, so that every token shares them."""
+        return credentials
+
     def begin_request(self):
         """Prepare an open connection from the pool for another request.
 

@@ -159,6 +159,15 @@ def _start_event_loop():
         _event_loop_thread.start()
 
 
+def host_without_port(host):
+    """Return the URL host ``host`` without its port or IPv6 brackets."""
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    if host.count(":") == 1:
+        return host.partition(":")[0]
+    return host
+
+
 # -- the adapter's connection -----------------------------------------------
 
 class ConnectionMixin:
@@ -168,12 +177,7 @@ class ConnectionMixin:
     """
 
     def _host_without_port(self):
-        host = self.host
-        if host.startswith("["):
-            return host[1:].partition("]")[0]
-        if host.count(":") == 1:
-            return host.partition(":")[0]
-        return host
+        return host_without_port(self.host)
 
     def _uri(self):
         """Return (uri, remote) for the URL host."""
@@ -301,6 +305,15 @@ class ConnectionMixin:
         # URI share one in-memory host (the process keeps one open), so a
         # pool would change nothing but the count of open connections.
         return config["driver"] != "test"
+
+    @classmethod
+    def pool_credentials(cls, config, host, credentials):
+        # The local unix socket ignores the token's credentials, because
+        # libvirtd checks the service's own user.
+        if config["local_uri"] and \
+                host_without_port(host) in config["local_hosts"]:
+            return None
+        return credentials
 
     def begin_request(self):
         self.calls = 0
