@@ -25,7 +25,7 @@ def logs(tmp_path, monkeypatch):
 
 def log_path(folder):
     [name] = [name for name in os.listdir(folder)
-              if name.endswith(".list-changes")]
+              if name.endswith(shared_changes.LOG_SUFFIX)]
     return os.path.join(folder, name)
 
 

@@ -16,6 +16,8 @@ import time
 
 import requests
 
+from simplestack.adapters import guest_locks, shared_folder
+from simplestack.adapters.libvirt import shared_changes
 from tests.conftest import CANARY_PASSWORD, make_token
 from tests.derived_servers import derive_ini
 from tests.operations.servers import PRODUCTION_INI, ProductionServer
@@ -163,8 +165,26 @@ def wait_for(function, expected, timeout=10):
 
 
 def open_descriptors(pid):
-    """Return how many file descriptors process ``pid`` has open."""
-    return len(os.listdir("/proc/%d/fd" % pid))
+    """Return how many file descriptors process ``pid`` has open, without
+    those it keeps for its life on the files that the service processes
+    share: the guest lock file, opened at the first guest change, and one
+    change log per libvirt URI, opened at the first list."""
+    count = 0
+    for name in os.listdir("/proc/%d/fd" % pid):
+        try:
+            target = os.readlink("/proc/%d/fd/%s" % (pid, name))
+        except FileNotFoundError:
+            continue  # closed meanwhile
+        if not _lifetime_shared_file(target):
+            count += 1
+    return count
+
+
+def _lifetime_shared_file(path):
+    folder, name = os.path.split(path)
+    return folder == shared_folder.SHARED_DIR and (
+        name == guest_locks.LOCK_FILE
+        or name.endswith(shared_changes.LOG_SUFFIX))
 
 
 @contextlib.contextmanager

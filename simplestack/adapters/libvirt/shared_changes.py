@@ -34,6 +34,8 @@ RECORD_BYTES = 16
 ALL_DOMAINS = bytes(RECORD_BYTES)
 #: Size at which a log starts again from empty: 65536 records.
 MAX_LOG_BYTES = 1024 * 1024
+#: End of the name of a log file.
+LOG_SUFFIX = ".list-changes"
 
 
 class ChangeLog:
@@ -116,7 +118,7 @@ class ChangeLog:
         folder = shared_folder.private_folder()
         if folder is not None:
             digest = hashlib.sha256(uri.encode("utf-8")).hexdigest()[:32]
-            path = os.path.join(folder, digest + ".list-changes")
+            path = os.path.join(folder, digest + LOG_SUFFIX)
             try:
                 descriptor = os.open(path, os.O_RDWR | os.O_CREAT
                                      | os.O_APPEND | os.O_NOFOLLOW
