@@ -49,6 +49,10 @@ DEFAULTS = {
 }
 
 
+#: The setting in which parse_settings returns the HypervisorType of each
+#: declared type, by name.
+HYPERVISOR_TYPES_KEY = "simplestack.hypervisor_types"
+
 #: Settings that the service reads for each hypervisor type, whatever its
 #: adapter, as ``simplestack.hypervisor.<type>.<key>``, with their defaults.
 TYPE_DEFAULTS = {
@@ -194,5 +198,14 @@ def parse_settings(raw_settings):
                     "setting %s names hypervisor type %r, which is not in "
                     "simplestack.hypervisors" % (key, type_name))
 
-    settings["simplestack.hypervisor_types"] = hypervisor_types
+    # So are service settings that the service does not have.
+    for key in settings:
+        if (key.startswith("simplestack.")
+                and not key.startswith("simplestack.hypervisor.")
+                and key not in DEFAULTS and key != HYPERVISOR_TYPES_KEY):
+            raise ValueError(
+                "unknown setting %s; the service settings are %s"
+                % (key, ", ".join(sorted(DEFAULTS))))
+
+    settings[HYPERVISOR_TYPES_KEY] = hypervisor_types
     return settings

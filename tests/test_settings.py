@@ -30,6 +30,8 @@ def test_defaults_apply():
     ({"simplestack.hypervisors": "t = simplestack.errors:EntityNotFound"},
      "not an Adapter subclass"),
     ({"simplestack.hypervisor.ghost.driver": "qemu"}, "ghost"),
+    ({"simplestack.max_concurent_streams": "2"},
+     "unknown setting simplestack.max_concurent_streams"),
     ({"simplestack.max_concurrent_streams": "-1"},
      "simplestack.max_concurrent_streams must be a positive integer"),
     ({"simplestack.client_timeout": "0"},
