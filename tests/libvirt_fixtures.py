@@ -216,6 +216,16 @@ def remove_domain(domain):
         domain.undefine()
 
 
+def remove_network(connection, name):
+    """Destroy and undefine the network ``name``, ignoring a network that
+    is missing or already stopped."""
+    with contextlib.suppress(libvirt.libvirtError):
+        network = connection.networkLookupByName(name)
+        if network.isActive():
+            network.destroy()
+        network.undefine()
+
+
 # -- libvirtd clients ----------------------------------------------------------
 
 def libvirtd_client_ids(pid=None):

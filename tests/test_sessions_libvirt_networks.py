@@ -33,7 +33,8 @@ from simplestack.adapters.libvirt import (
     description_cache, guest_records, network_handles, shared_changes)
 from simplestack.sessions import sessions_of
 from tests import backends
-from tests.libvirt_fixtures import open_connection, remove_domain
+from tests.libvirt_fixtures import (
+    open_connection, remove_domain, remove_network)
 from tests.test_sessions_libvirt import needs_qemu, service
 
 pytestmark = needs_qemu
@@ -372,9 +373,12 @@ def test_started_network_leases_after_max_age(connection, any_api, caplog,
 
 def lists_around_network_post(connection, api, caplog,
                               other_host="localhost"):
-    """List the guests, create a network through the service at
-    ``other_host``, list again; return (name, POST response, the process's
-    listing right after the POST, calls before, calls after)."""
+    """Create a network through the service at ``other_host`` between two
+    guest lists.
+
+    Returns (name, POST response, the process's network listing right
+    after the POST, calls of the list before, calls of the list after).
+    """
     name = backends.unique_name("made")
     with dhcp_network(connection) as network, \
             defined_guest(connection, ("network", network.name)) as (
@@ -389,11 +393,7 @@ def lists_around_network_post(connection, api, caplog,
                 description_cache.descriptions.active_networks(LOCAL_URI))
             _records, calls_after_post = list_guests(api, caplog)
         finally:
-            with contextlib.suppress(libvirt.libvirtError):
-                created = connection.networkLookupByName(name)
-                if created.isActive():
-                    created.destroy()
-                created.undefine()
+            remove_network(connection, name)
     return name, response, listed_after_post, calls, calls_after_post
 
 

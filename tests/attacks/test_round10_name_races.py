@@ -48,16 +48,22 @@ def two_processes(tmp_path_factory):
                "vmware": ("/vmware/" + vcsim.netloc, clients["vmware"])}
 
 
+def post_together(clients, path, bodies):
+    """POST each of ``bodies`` to ``path`` at once, through the two
+    processes' clients in turn; return the responses."""
+    return run_together([
+        (lambda client=clients[index % 2], body=body: client.post(path, body))
+        for index, body in enumerate(bodies)])
+
+
 @pytest.mark.parametrize("backend", ["xen", "vmware"])
 def test_one_create_per_name(two_processes, backend):
     base, clients = two_processes[backend]
     outcomes = []
     for round_number in range(ROUNDS):
         name = "sstest-r10-race-%d" % round_number
-        responses = run_together([
-            (lambda client=clients[index % 2]: client.post(
-                base + "/guests", {"name": name, "memory": 64}))
-            for index in range(REQUESTS)])
+        responses = post_together(clients, base + "/guests", [
+            {"name": name, "memory": 64}] * REQUESTS)
         statuses = sorted(response.status_code for response in responses)
         for response in responses:
             if response.status_code == 201:
@@ -86,12 +92,9 @@ def test_one_network_per_name(two_processes, backend):
     outcomes = []
     for round_number in range(ROUNDS):
         name = "sstest-r10-net-race-%d" % round_number
-        responses = run_together([
-            (lambda client=clients[index % 2], number=index: client.post(
-                base + "/networks",
-                NETWORK_SPECS[backend](name, round_number * REQUESTS
-                                       + number)))
-            for index in range(REQUESTS)])
+        responses = post_together(clients, base + "/networks", [
+            NETWORK_SPECS[backend](name, round_number * REQUESTS + number)
+            for number in range(REQUESTS)])
         outcomes.append(sorted(response.status_code
                                for response in responses))
 

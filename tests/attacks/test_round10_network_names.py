@@ -8,12 +8,12 @@ POST /networks with a name of 248 bytes got 502 "File name too long".
 
 import contextlib
 
-import libvirt
 import pytest
 
 from tests import backends
 from tests.attacks.round2_http import (  # noqa: F401 (pytest fixtures)
     http_client, qemu_connection, requires_qemu)
+from tests.libvirt_fixtures import remove_network
 
 pytestmark = requires_qemu
 
@@ -28,11 +28,7 @@ def removed_after(connection, name):
     try:
         yield
     finally:
-        with contextlib.suppress(libvirt.libvirtError):
-            network = connection.networkLookupByName(name)
-            if network.isActive():
-                network.destroy()
-            network.undefine()
+        remove_network(connection, name)
 
 
 @pytest.mark.parametrize("filler", ["x", "\u00e9"])
