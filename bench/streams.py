@@ -86,7 +86,7 @@ SAMPLE_SECONDS = 0.01
 #: not depend on this machine's disk. None, for tempfile's folder, where
 #: /dev/shm is missing.
 MEMORY_FOLDER = "/dev/shm" if os.path.isdir("/dev/shm") else None
-# Where scripts/libvirtd writes the pid of the daemon it started.
+# Pid file of the daemon that scripts/libvirtd started.
 LIBVIRTD_PID_FILE = "/run/simplestack-test/libvirtd.pid"
 
 

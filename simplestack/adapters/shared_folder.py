@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 SHARED_DIR = os.path.join(tempfile.gettempdir(),
                           "simplestack-export-marks-%d" % os.getuid())
 
-#: What the folder's files are, for warnings.
+#: Description of the folder's files, for warnings.
 SHARED_FILES = "guest locks, export marks and list change logs"
 
 _warned = set()

@@ -137,8 +137,8 @@ class GuestRecordsMixin:
         """Return a context manager that holds the lock of guest name
         ``name`` on this host in the service processes of the machine, or
         does nothing for no name. vSphere keeps names unique per folder
-        only, and the simulator not at all, so a request holds it from
-        _check_free_name until the guest has the name."""
+        only, and the simulator not at all, so a request keeps the lock
+        from _check_free_name until the guest has the name."""
         return name_lock(self.type_name, self.host, name)
 
     def _check_free_name(self, name):
