@@ -148,12 +148,7 @@ class DescriptionCache:
     def invalidate(self, uri, uuid=None):
         """Drop the entry of one domain (its UUID bytes), or of every
         domain of ``uri``, in this process and in the others."""
-        with self._lock:
-            self._generations[uri] = self._generations.get(uri, 0) + 1
-            if uuid is None:
-                self._entries.pop(uri, None)
-            else:
-                self._entries.get(uri, {}).pop(uuid, None)
+        self._drop(uri, {shared_changes.ALL_DOMAINS if uuid is None else uuid})
         if self._shares_changes(uri):
             self.change_log.record(uri, uuid)
 
